@@ -1,0 +1,1 @@
+"""vqc: visual quality control."""

@@ -1,0 +1,1 @@
+"""Reading, preprocessing, caching and serving image data sets."""

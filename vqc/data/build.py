@@ -1,0 +1,85 @@
+"""Build the data module from the ``data`` section of the config."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import partial
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vqc.data.classes import ClassSet
+from vqc.data.datamodule import VqcDataModule
+from vqc.data.index import SourceConfig
+from vqc.data.preprocess import Preprocessor
+from vqc.errors import ConfigError
+
+_SOURCE_KEYS = ("format", "root", "train_csv", "train_images", "test_csv", "test_images",
+                "test_labelled", "csv", "columns", "train_split", "test_split", "test_root")
+
+
+def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
+    if isinstance(cfg, DictConfig):
+        return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+    return dict(cfg)
+
+
+def build_classes(cfg: Mapping[str, Any]) -> ClassSet | None:
+    """The configured classes, or ``None`` when they are to be inferred from the data."""
+    names = cfg.get("names")
+    if names is None:
+        return None
+    return ClassSet.from_config(names, open_set=cfg.get("open_set"), good=cfg.get("good"),
+                                aliases=cfg.get("aliases"))
+
+
+def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
+    known = {"size", "mode", "max_pixels", "rotate_crop"}
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise ConfigError(f"data.preprocess: unknown key(s) {unknown}; known: {sorted(known)}")
+    return Preprocessor(size=tuple(cfg["size"]), mode=cfg.get("mode", "L"),
+                        rotate_crop=cfg.get("rotate_crop") or {},
+                        max_pixels=int(cfg.get("max_pixels", 50_000_000)))
+
+
+def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], Any]:
+    from vqc.data.synthetic import ensure_generated
+
+    return partial(ensure_generated, root, **generate)
+
+
+def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
+                     seed: int = 0) -> VqcDataModule:
+    """A ``VqcDataModule`` for the ``data`` config group (see ``conf/data/``)."""
+    augment = [instantiate(step) for step in (data.get("augment") or [])]
+    cfg = _plain(data)
+    try:
+        source = SourceConfig(**{k: cfg[k] for k in _SOURCE_KEYS if k in cfg})
+    except TypeError as err:
+        raise ConfigError(f"data: {err}") from err
+    classes_cfg = cfg.get("classes") or {}
+    generate = cfg.get("generate")
+    prepare = synthetic_preparer(str(cfg["root"]), generate) if generate else None
+    return VqcDataModule(
+        source=source,
+        preprocess=build_preprocessor(cfg["preprocess"]),
+        cache_dir=cache_dir,
+        classes=build_classes(classes_cfg),
+        good=classes_cfg.get("good"),
+        open_set=classes_cfg.get("open_set"),
+        val_fraction=float(cfg.get("val_fraction", 0.2)),
+        group_by=cfg.get("group_by"),
+        balanced=bool(cfg.get("balanced", True)),
+        batch_size=int(cfg.get("batch_size", 32)),
+        num_workers=int(cfg.get("num_workers", 0)),
+        pin_memory=bool(cfg.get("pin_memory", False)),
+        cache_workers=cfg.get("cache_workers"),
+        augment=augment,
+        mean=cfg.get("mean"),
+        std=cfg.get("std"),
+        on_bad_image=cfg.get("on_bad_image", "error"),
+        seed=seed,
+        prepare=prepare,
+    )

@@ -1,0 +1,66 @@
+"""Reading and writing CSV files with errors that name the file, and atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from vqc.errors import DataError
+
+
+def read_csv(path: str | os.PathLike[str], required: Iterable[str] = (),
+             **kwargs: object) -> pd.DataFrame:
+    """Read a UTF-8 CSV; raise ``DataError`` naming the file for every way it can be unusable.
+
+    ``required`` columns must be present (their names are listed when one is missing).
+    The challenge's unnamed index column comes back as ``Unnamed: 0``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: CSV file not found")
+    try:
+        frame = pd.read_csv(path, encoding="utf-8", **kwargs)  # type: ignore[arg-type]
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "save it as UTF-8") from err
+    except pd.errors.EmptyDataError as err:
+        raise DataError(f"{path}: CSV file is empty") from err
+    except pd.errors.ParserError as err:
+        raise DataError(f"{path}: malformed CSV ({err})") from err
+    frame.columns = [str(c).strip() for c in frame.columns]
+    missing = [c for c in required if c not in frame.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(frame.columns)}")
+    return frame
+
+
+def csv_row(index: int) -> int:
+    """Line number in the file of data row ``index`` (1-based, header is line 1)."""
+    return int(index) + 2
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a partial file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str], **kwargs: object) -> Path:
+    """``frame.to_csv`` with the atomic guarantee of ``write_atomic``."""
+    return write_atomic(path, frame.to_csv(**kwargs))  # type: ignore[arg-type]

@@ -1,0 +1,198 @@
+"""Lightning data module: index, cache, split, sampling and loaders in one place."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+from torch.utils.data import DataLoader
+
+from vqc.data.cache import ImageCache
+from vqc.data.classes import ClassSet
+from vqc.data.csvio import write_csv_atomic
+from vqc.data.dataset import (
+    ImageDataset,
+    balanced_sampler,
+    build_transform,
+    default_workers,
+    warm_cache,
+)
+from vqc.data.index import DataIndex, OnBad, SourceConfig, build_index
+from vqc.data.preprocess import Preprocessor
+from vqc.data.split import stratified_split
+from vqc.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+
+class VqcDataModule(L.LightningDataModule):
+    """Reads a data set once, caches its preprocessed images and serves train/val/test loaders.
+
+    The validation set is a seeded stratified part of the training table (see
+    ``stratified_split``); the test set comes from the source's test split or test CSV.
+    """
+
+    def __init__(
+        self,
+        source: SourceConfig,
+        preprocess: Preprocessor,
+        cache_dir: str,
+        classes: ClassSet | None = None,
+        good: str | None = None,
+        open_set: str | None = None,
+        val_fraction: float = 0.2,
+        group_by: str | None = None,
+        balanced: bool = True,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        cache_workers: int | None = None,
+        augment: Sequence[Callable] = (),
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        on_bad_image: OnBad = "error",
+        seed: int = 0,
+        prepare: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__()
+        if batch_size < 1:
+            raise ConfigError(f"data.batch_size={batch_size}: expected >= 1")
+        if group_by not in (None, "group", "lib", "window"):
+            raise ConfigError(f"data.group_by={group_by!r}: expected null, 'group', 'lib' or "
+                              "'window'")
+        self.source = source
+        self.preprocess = preprocess
+        self.cache = ImageCache(cache_dir, preprocess)
+        self.class_config = classes
+        self.good, self.open_set = good, open_set
+        self.val_fraction, self.group_by, self.balanced = val_fraction, group_by, balanced
+        self.batch_size, self.num_workers, self.pin_memory = batch_size, num_workers, pin_memory
+        self.cache_workers = default_workers() if cache_workers is None else cache_workers
+        self.train_transform = build_transform(augment, mean, std)
+        self.eval_transform = build_transform((), mean, std)
+        self.on_bad_image, self.seed = on_bad_image, seed
+        self._prepare = prepare
+        self.index: DataIndex | None = None
+        self.train_frame = self.val_frame = self.test_frame = None
+
+    # -- set-up -----------------------------------------------------------------------------
+    def _build_index(self) -> DataIndex:
+        return build_index(self.source, self.class_config,
+                           known_libs=list(self.preprocess.rotate_crop),
+                           on_bad_image=self.on_bad_image, good=self.good,
+                           open_set=self.open_set)
+
+    def prepare_data(self) -> None:
+        """Generate the data set if configured to, then fill the cache (rank 0 only)."""
+        if self._prepare is not None:
+            self._prepare()
+        index = self._build_index()
+        for name, frame in (("train", index.train), ("test", index.test)):
+            if frame is not None:
+                warm_cache(self.cache, frame, self.cache_workers, f"caching {name} images")
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.index is not None:
+            return
+        if self._prepare is not None:
+            self._prepare()
+        index = self._build_index()
+        index.train = self._drop_bad_images(index.train, index)
+        if index.test is not None:
+            index.test = self._drop_bad_images(index.test, index)
+        groups = None if self.group_by is None else index.train[self.group_by].to_numpy()
+        train_idx, val_idx = stratified_split(index.train["code"].to_numpy(), self.val_fraction,
+                                              self.seed, groups)
+        self.index = index
+        self.train_frame = index.train.iloc[train_idx].reset_index(drop=True)
+        self.val_frame = index.train.iloc[val_idx].reset_index(drop=True)
+        self.test_frame = index.test
+        self._check_trained_classes_present()
+        if index.skipped:
+            self._write_skipped(index.skipped)
+
+    def _drop_bad_images(self, frame: pd.DataFrame, index: DataIndex) -> pd.DataFrame:
+        failures = warm_cache(self.cache, frame, self.cache_workers)
+        if not failures:
+            return frame
+        if self.on_bad_image == "error":
+            shown = "\n  ".join(error for _, error in failures[:10])
+            more = f"\n  ... and {len(failures) - 10} more" if len(failures) > 10 else ""
+            raise DataError(f"{len(failures)} unusable image(s) (set data.on_bad_image=skip to "
+                            f"skip them):\n  {shown}{more}")
+        index.skipped.extend(failures)
+        for path, error in failures:
+            log.warning("skipped %s: %s", path, error)
+        bad = {path for path, _ in failures}
+        return frame[~frame["path"].isin(bad)].reset_index(drop=True)
+
+    def _check_trained_classes_present(self) -> None:
+        counts = np.bincount(self.train_frame["code"], minlength=len(self.classes))
+        empty = [self.classes.names[c] for c in self.classes.trained_codes if counts[c] == 0]
+        if empty:
+            raise DataError(f"class(es) {empty} have no usable training images")
+
+    def _write_skipped(self, skipped: list[tuple[str, str]]) -> None:
+        path = self.cache.root / "skipped.csv"
+        write_csv_atomic(pd.DataFrame(skipped, columns=["path", "reason"]), path, index=False)
+        log.warning("%d image(s) skipped; list written to %s", len(skipped), path)
+
+    # -- properties ---------------------------------------------------------------------------
+    def _require_setup(self) -> DataIndex:
+        if self.index is None:
+            raise RuntimeError("call setup() first")
+        return self.index
+
+    @property
+    def classes(self) -> ClassSet:
+        return self._require_setup().classes
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classifier outputs: the trained classes (open-set label excluded)."""
+        return len(self.classes.trained_codes)
+
+    @property
+    def in_channels(self) -> int:
+        return self.preprocess.channels
+
+    def class_counts(self) -> pd.DataFrame:
+        """Images per class and split (columns train, val, test)."""
+        index = self._require_setup()
+        frames = {"train": self.train_frame, "val": self.val_frame, "test": self.test_frame}
+        table = pd.DataFrame({name: index.counts(frame) for name, frame in frames.items()},
+                             index=list(index.classes.names))
+        table.index.name = "class"
+        return table
+
+    # -- loaders ------------------------------------------------------------------------------
+    def _dataset(self, frame: pd.DataFrame | None, train: bool) -> ImageDataset:
+        if frame is None or len(frame) == 0:
+            raise DataError("no images for this stage (check the data set's test split / CSV)")
+        return ImageDataset(frame, self.cache,
+                            self.train_transform if train else self.eval_transform)
+
+    def _loader(self, dataset: ImageDataset, shuffle: bool, sampler: Any = None) -> DataLoader:
+        return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None,
+                          sampler=sampler, num_workers=self.num_workers,
+                          pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0, drop_last=False)
+
+    def train_dataloader(self) -> DataLoader:
+        dataset = self._dataset(self.train_frame, train=True)
+        sampler = balanced_sampler(dataset.codes, self.seed) if self.balanced else None
+        return self._loader(dataset, shuffle=True, sampler=sampler)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.val_frame, train=False), shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self._dataset(self.test_frame, train=False), shuffle=False)
+
+    def cache_dir(self) -> Path:
+        return self.cache.root

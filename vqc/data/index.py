@@ -1,0 +1,201 @@
+"""Assemble a data set's train and test tables from its configured source.
+
+This is where labels become codes, the open-set label is kept out of training, files are
+checked to exist and libs to be known, and the class list can be inferred from the data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from vqc.data.classes import ClassSet
+from vqc.data.sources import read_challenge, read_class_folders, read_generic_csv
+from vqc.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+Format = Literal["challenge", "csv", "folders"]
+OnBad = Literal["error", "skip"]
+
+
+@dataclass
+class SourceConfig:
+    """Where a data set lives; which fields matter depends on ``format``.
+
+    challenge: ``train_csv`` + ``train_images``, optional ``test_csv`` + ``test_images``.
+    csv: ``csv`` (+ ``root`` for relative paths, ``columns`` for column names); rows whose split
+    column equals ``train_split`` train, ``test_split`` test; or a second ``test_csv``.
+    folders: ``root`` with class folders (or train/test folders of class folders), optional
+    ``test_root``.
+    """
+
+    format: Format = "challenge"
+    root: str | None = None
+    train_csv: str | None = None
+    train_images: str | None = None
+    test_csv: str | None = None
+    test_images: str | None = None
+    test_labelled: bool = True
+    csv: str | None = None
+    columns: Mapping[str, str | None] = field(default_factory=dict)
+    train_split: str = "train"
+    test_split: str = "test"
+    test_root: str | None = None
+
+
+@dataclass
+class DataIndex:
+    """A data set's tables with integer codes in column ``code`` (-1 where unlabelled)."""
+
+    classes: ClassSet
+    train: pd.DataFrame
+    test: pd.DataFrame | None
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def counts(self, frame: pd.DataFrame | None) -> list[int]:
+        if frame is None:
+            return [0] * len(self.classes)
+        codes = frame["code"].to_numpy()
+        return np.bincount(codes[codes >= 0], minlength=len(self.classes)).tolist()
+
+
+def _required(value: str | None, name: str) -> str:
+    if value in (None, "", "???"):
+        raise ConfigError(f"data.{name} is not set")
+    return str(value)
+
+
+def load_tables(source: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """Raw train and test tables (labels as names) for ``source``."""
+    fmt = source.format
+    if fmt == "challenge":
+        train = read_challenge(_required(source.train_csv, "train_csv"),
+                               _required(source.train_images, "train_images"))
+        test = None
+        if source.test_csv:
+            test = read_challenge(source.test_csv, _required(source.test_images, "test_images"),
+                                  require_label=source.test_labelled)
+        return train, test
+    if fmt == "csv":
+        table = read_generic_csv(_required(source.csv, "csv"), source.root, source.columns)
+        if source.test_csv:
+            test = read_generic_csv(source.test_csv, source.root, source.columns,
+                                    require_label=source.test_labelled)
+            return table, test
+        return _by_split(table, source, str(source.csv))
+    if fmt == "folders":
+        table = read_class_folders(_required(source.root, "root"))
+        if source.test_root:
+            return table, read_class_folders(source.test_root)
+        return _by_split(table, source, str(source.root))
+    raise ConfigError(f"data.format={fmt!r}: expected 'challenge', 'csv' or 'folders'")
+
+
+def _by_split(table: pd.DataFrame, source: SourceConfig,
+              name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    if table["split"].isna().all():
+        return table, None
+    known = {source.train_split, source.test_split, "val"}
+    other = sorted(set(table["split"].dropna()) - known)
+    if other:
+        raise DataError(f"{name}: unknown split value(s) {other}; expected "
+                        f"{source.train_split!r} or {source.test_split!r}")
+    train = table[table["split"] == source.train_split].reset_index(drop=True)
+    test = table[table["split"] == source.test_split].reset_index(drop=True)
+    return train, (test if len(test) else None)
+
+
+def infer_classes(labels: Sequence[str], good: str | None, open_set: str | None) -> ClassSet:
+    """Classes found in the data: ``good`` first, the open-set label last, others sorted."""
+    found = sorted({str(x) for x in labels if x is not None})
+    good = good if good in found else None
+    open_set = open_set if open_set in found else None
+    middle = [n for n in found if n not in (good, open_set)]
+    names = ([good] if good else []) + middle + ([open_set] if open_set else [])
+    return ClassSet(tuple(names), open_set=open_set, good=good)
+
+
+def _encode(frame: pd.DataFrame, classes: ClassSet) -> pd.DataFrame:
+    frame = frame.copy()
+    frame["code"] = [-1 if label is None else classes.code(label, where)
+                     for label, where in zip(frame["label"], frame["where"], strict=True)]
+    return frame
+
+
+def _drop_missing_files(frame: pd.DataFrame, on_bad: OnBad,
+                        skipped: list[tuple[str, str]]) -> pd.DataFrame:
+    exists = np.array([Path(p).is_file() for p in frame["path"]], dtype=bool)
+    if exists.all():
+        return frame
+    missing = frame[~exists]
+    if on_bad == "error":
+        shown = "; ".join(f"{p} ({w})" for p, w in
+                          zip(missing["path"].head(5), missing["where"].head(5), strict=True))
+        raise DataError(f"{len(missing)} image file(s) not found: {shown}"
+                        + (" ..." if len(missing) > 5 else ""))
+    skipped.extend((p, "file not found") for p in missing["path"])
+    return frame[exists].reset_index(drop=True)
+
+
+def build_index(source: SourceConfig, classes: ClassSet | None,
+                known_libs: Sequence[str] = (), on_bad_image: OnBad = "error",
+                good: str | None = None, open_set: str | None = None) -> DataIndex:
+    """Read, check and encode a data set.
+
+    ``classes=None`` infers the class list from the labels (see ``infer_classes``).
+    ``known_libs`` non-empty means every row's lib must be one of them (the rotate/crop table).
+    """
+    if on_bad_image not in ("error", "skip"):
+        raise ConfigError(f"data.on_bad_image={on_bad_image!r}: expected 'error' or 'skip'")
+    train, test = load_tables(source)
+    if classes is None:
+        labels = list(train["label"]) + ([] if test is None else list(test["label"]))
+        classes = infer_classes(labels, good, open_set)
+    skipped: list[tuple[str, str]] = []
+    frames = []
+    for frame in (train, test):
+        if frame is None:
+            frames.append(None)
+            continue
+        if known_libs:
+            unknown = frame[~frame["lib"].isin(list(known_libs))]
+            if len(unknown):
+                raise DataError(f"{unknown['where'].iloc[0]}: unknown lib "
+                                f"{unknown['lib'].iloc[0]!r}; the rotate/crop table knows "
+                                f"{sorted(known_libs)} ({len(unknown)} such row(s))")
+        frame = _drop_missing_files(_encode(frame, classes), on_bad_image, skipped)
+        frames.append(frame)
+    train, test = frames
+    train = _without_open_set(train, classes)
+    _check_training_classes(train, classes)
+    for path, reason in skipped:
+        log.warning("skipped %s: %s", path, reason)
+    return DataIndex(classes=classes, train=train, test=test, skipped=skipped)
+
+
+def _without_open_set(train: pd.DataFrame, classes: ClassSet) -> pd.DataFrame:
+    code = classes.open_set_code
+    if code is None:
+        return train
+    dropped = int((train["code"] == code).sum())
+    if dropped:
+        log.warning("%d training image(s) labelled %r (the open-set label) are not trained on",
+                    dropped, classes.open_set)
+    return train[train["code"] != code].reset_index(drop=True)
+
+
+def _check_training_classes(train: pd.DataFrame, classes: ClassSet) -> None:
+    if len(train) == 0:
+        raise DataError("the training set is empty")
+    counts = np.bincount(train["code"].to_numpy(), minlength=len(classes))
+    empty = [classes.names[c] for c in classes.trained_codes if counts[c] == 0]
+    if empty:
+        raise DataError(f"class(es) {empty} have no training images; remove them from "
+                        "data.classes.names or add images")

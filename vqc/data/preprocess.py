@@ -1,0 +1,195 @@
+"""Decode, rotate, crop and resize one image.
+
+The per-die rotation and crop follow PIL's ``img.rotate(angle, expand=True).crop(box)`` exactly
+(PIL itself does the work), so a strip here is pixel for pixel the strip of the official code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from vqc.errors import ConfigError, DataError
+
+ColorMode = Literal["L", "RGB"]
+Box = tuple[int, int, int, int]
+
+#: Default limit on decoded pixels; larger files are refused as possible decompression bombs.
+DEFAULT_MAX_PIXELS = 50_000_000
+
+
+@dataclass(frozen=True)
+class RotateCrop:
+    """PIL ``rotate(angle, expand=True)`` (counter-clockwise degrees) then ``crop(box)``."""
+
+    angle: float
+    box: Box
+
+    def __post_init__(self) -> None:
+        box = tuple(int(v) for v in self.box)
+        if len(box) != 4:
+            raise ConfigError(
+                f"crop box {self.box!r} must have 4 values (left, upper, right, lower)"
+            )
+        left, upper, right, lower = box
+        if right <= left or lower <= upper:
+            raise ConfigError(f"crop box {box} is empty: need right > left and lower > upper")
+        object.__setattr__(self, "box", box)
+        object.__setattr__(self, "angle", float(self.angle))
+
+    def rotated_size(self, width: int, height: int) -> tuple[int, int]:
+        """Size PIL gives to ``rotate(angle, expand=True)`` of a ``width`` x ``height`` image."""
+        probe = Image.new("1", (width, height))
+        return probe.rotate(self.angle, expand=True).size
+
+    def apply(self, image: Image.Image, name: str = "image", lib: str = "") -> Image.Image:
+        width, height = self.rotated_size(*image.size)
+        left, upper, right, lower = self.box
+        if right > width or lower > height or left < 0 or upper < 0:
+            raise DataError(
+                f"{name}: image of {image.size[0]}x{image.size[1]} px is too small for the crop "
+                f"box {self.box} of lib {lib!r} (rotated by {self.angle:g} deg it is "
+                f"{width}x{height})"
+            )
+        return image.rotate(self.angle, expand=True).crop(self.box)
+
+
+#: The official per-die table (challenge notebook).
+CHALLENGE_ROTATE_CROP: dict[str, RotateCrop] = {
+    "Die01": RotateCrop(55, (340, 120, 500, 680)),
+    "Die02": RotateCrop(-44, (480, 210, 640, 930)),
+    "Die03": RotateCrop(134, (460, 200, 620, 920)),
+    "Die04": RotateCrop(35, (310, 130, 470, 690)),
+}
+
+
+def parse_rotate_crop_table(table: Mapping[str, object] | None) -> dict[str, RotateCrop]:
+    """Turn ``{lib: {angle: a, box: [l, u, r, b]}}`` from config into ``RotateCrop`` entries."""
+    if not table:
+        return {}
+    parsed: dict[str, RotateCrop] = {}
+    for lib, spec in table.items():
+        if isinstance(spec, RotateCrop):
+            parsed[str(lib)] = spec
+            continue
+        if not isinstance(spec, Mapping) or "angle" not in spec or "box" not in spec:
+            raise ConfigError(f"preprocess.rotate_crop.{lib}: expected keys 'angle' and 'box'")
+        parsed[str(lib)] = RotateCrop(float(spec["angle"]), tuple(spec["box"]))  # type: ignore[arg-type]
+    return parsed
+
+
+def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
+               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode ``path`` into an 8-bit image of ``mode`` ("L" or "RGB").
+
+    Palette, RGBA, 1-bit and 16-bit images are converted rather than rejected; 16-bit values
+    are scaled to 8 bits over the full 0..65535 range. Unreadable files raise ``DataError``.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: image file not found")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: image file is empty (0 bytes)")
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise DataError(
+                    f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
+                    f"{max_pixels:,} (possible decompression bomb; raise preprocess.max_pixels)"
+                )
+            image.load()
+            return _to_mode(image, mode)
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{path}: refused as a possible decompression bomb ({err})") from err
+    except UnidentifiedImageError as err:
+        raise DataError(f"{path}: not a readable image file") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        hint = "" if "truncated" in str(err) else "; the file may be truncated or corrupt"
+        raise DataError(f"{path}: cannot decode image ({err}){hint}") from err
+
+
+def _to_mode(image: Image.Image, mode: ColorMode) -> Image.Image:
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "F" else max(float(array.max()), 1.0)
+        if image.mode == "I" and array.max() <= 255:
+            top = 255.0
+        array = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
+        image = Image.fromarray(array, mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    if image.mode in ("RGBA", "LA", "PA"):
+        # Composite on black: transparent areas become background, not arbitrary colour.
+        background = Image.new("RGBA", image.size, (0, 0, 0, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    if image.mode != mode:
+        image = image.convert(mode)
+    return image
+
+
+@dataclass(frozen=True)
+class Preprocessor:
+    """Everything that turns a file into the cached array: decode, rotate+crop by lib, resize.
+
+    ``size`` is (height, width). ``rotate_crop`` may be empty: then images are only resized.
+    """
+
+    size: tuple[int, int]
+    mode: ColorMode = "L"
+    rotate_crop: Mapping[str, RotateCrop] = field(default_factory=dict)
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        if isinstance(self.size, int):
+            size: tuple[int, ...] = (self.size, self.size)
+        else:
+            size = tuple(int(v) for v in self.size)
+        if len(size) != 2 or min(size) <= 0:
+            raise ConfigError(f"preprocess.size={self.size!r}: expected [height, width] > 0")
+        if self.mode not in ("L", "RGB"):
+            raise ConfigError(f"preprocess.mode={self.mode!r}: expected 'L' or 'RGB'")
+        object.__setattr__(self, "size", size)
+        object.__setattr__(self, "rotate_crop", dict(parse_rotate_crop_table(self.rotate_crop)))
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.mode == "L" else 3
+
+    def fingerprint(self) -> str:
+        """A short hash of every setting that changes the output; part of each cache key."""
+        payload = {
+            "version": 1,
+            "size": list(self.size),
+            "mode": self.mode,
+            "max_pixels": self.max_pixels,
+            "rotate_crop": {k: [v.angle, list(v.box)] for k, v in sorted(self.rotate_crop.items())},
+        }
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    def check_lib(self, lib: str | None, where: str) -> None:
+        if self.rotate_crop and lib not in self.rotate_crop:
+            raise DataError(
+                f"{where}: unknown lib {lib!r}; the rotate/crop table knows "
+                f"{sorted(self.rotate_crop)}"
+            )
+
+    def __call__(self, path: str | os.PathLike[str], lib: str | None = None) -> np.ndarray:
+        """The preprocessed image as a ``uint8`` array of shape (channels, height, width)."""
+        image = load_image(path, self.mode, self.max_pixels)
+        if self.rotate_crop:
+            self.check_lib(lib, str(path))
+            image = self.rotate_crop[lib].apply(image, name=str(path), lib=str(lib))  # type: ignore[index]
+        height, width = self.size
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+        return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))

@@ -1,0 +1,148 @@
+"""Readers that turn a data set on disk into one index table.
+
+Three layouts are understood:
+
+* ``challenge``: the challenge's CSV (unnamed index, ``filename``, ``window``, ``lib``, ``Label``)
+  beside a folder of PNGs;
+* ``csv``: any CSV with an image column and a label column, optionally a split and a group
+  column (column names configurable), image paths relative to a root folder;
+* ``folders``: one folder per class (``root/<class>/*``), or one folder per split holding those
+  (``root/train/<class>/*``, ``root/test/<class>/*``).
+
+Every reader returns a ``pandas.DataFrame`` with the columns of ``INDEX_COLUMNS``. Labels are
+kept as names here; ``vqc.data.index`` turns them into codes once the class list is known.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from vqc.data.csvio import csv_row, read_csv
+from vqc.errors import ConfigError, DataError
+
+#: path: absolute image path; filename: as written in the source; label: class name or None;
+#: lib: die / preprocessing key or None; window: acquisition window or None; split: train/test/None;
+#: group: grouping key for splits or None; where: "file row N" for messages; orig_index: the
+#: source's own index value (the challenge's unnamed first column) for submissions.
+INDEX_COLUMNS = ("path", "filename", "label", "lib", "window", "split", "group", "where",
+                 "orig_index")
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+    for column in INDEX_COLUMNS:
+        if column not in frame.columns:
+            frame[column] = None
+    return frame.loc[:, list(INDEX_COLUMNS)].reset_index(drop=True)
+
+
+def _check_duplicates(frame: pd.DataFrame, column: str, source: str) -> None:
+    dupes = frame[frame.duplicated(column, keep=False)]
+    if len(dupes):
+        shown = ", ".join(f"{name!r} ({where})" for name, where in
+                          zip(dupes[column].head(6), dupes["where"].head(6), strict=True))
+        raise DataError(f"{source}: {dupes[column].nunique()} duplicate {column}(s): {shown}")
+
+
+def _clean_label(value: object) -> str | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def read_challenge(csv: str | os.PathLike[str], images: str | os.PathLike[str],
+                   require_label: bool = True) -> pd.DataFrame:
+    """The challenge's ``Y_*.csv`` (or ``win_and_lib.csv`` with ``require_label=False``)."""
+    csv = Path(csv)
+    required = ["filename", "lib"] + (["Label"] if require_label else [])
+    raw = read_csv(csv, required=required, dtype={"filename": str, "lib": str})
+    index_column = raw.columns[0] if raw.columns[0].startswith("Unnamed") else None
+    frame = pd.DataFrame({
+        "filename": raw["filename"].astype(str).str.strip(),
+        "lib": raw["lib"].astype(str).str.strip(),
+        "window": raw["window"] if "window" in raw.columns else None,
+        "label": raw["Label"].map(_clean_label) if "Label" in raw.columns else None,
+        "where": [f"{csv} row {csv_row(i)}" for i in range(len(raw))],
+        "orig_index": raw[index_column] if index_column else range(len(raw)),
+    })
+    frame["path"] = [str(Path(images).resolve() / name) for name in frame["filename"]]
+    frame["group"] = frame["lib"]
+    if require_label:
+        _require_labels(frame, csv)
+    _check_duplicates(frame, "filename", str(csv))
+    return _finish(frame)
+
+
+def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] | None,
+                     columns: Mapping[str, str | None], require_label: bool = True) -> pd.DataFrame:
+    """A CSV ``image,label[,split][,group][,lib]`` with configurable column names.
+
+    Relative image paths are resolved against ``root`` (default: the CSV's folder).
+    """
+    csv = Path(csv)
+    names = {"image": "image", "label": "label", "split": None, "group": None, "lib": None}
+    names.update({k: v for k, v in columns.items() if k in names})
+    unknown = sorted(set(columns) - set(names))
+    if unknown:
+        raise ConfigError(f"data.columns: unknown key(s) {unknown}; known: {sorted(names)}")
+    required = [names["image"]] + ([names["label"]] if require_label else [])
+    required += [names[k] for k in ("split", "group", "lib") if names[k]]
+    raw = read_csv(csv, required=required, dtype=str, keep_default_na=False)
+    base = Path(root) if root is not None else csv.parent
+    images = raw[names["image"]].astype(str).str.strip()
+    frame = pd.DataFrame({
+        "filename": images,
+        "path": [str((base / p).resolve()) for p in images],
+        "label": raw[names["label"]].map(_clean_label) if names["label"] in raw.columns else None,
+        "where": [f"{csv} row {csv_row(i)}" for i in range(len(raw))],
+        "orig_index": range(len(raw)),
+    })
+    for key in ("split", "group", "lib"):
+        column = names[key]
+        frame[key] = raw[column].map(_clean_label) if column else None
+    if frame["group"].isna().all() and names["lib"]:
+        frame["group"] = frame["lib"]
+    if require_label:
+        _require_labels(frame, csv)
+    _check_duplicates(frame, "path", str(csv))
+    return _finish(frame)
+
+
+def read_class_folders(root: str | os.PathLike[str],
+                       extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> pd.DataFrame:
+    """``root/<class>/<image>``, or ``root/<split>/<class>/<image>`` for split folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    split_dirs = [d for d in ("train", "val", "test") if (root / d).is_dir()]
+    layout = [(d, root / d) for d in split_dirs] if split_dirs else [(None, root)]
+    rows = []
+    for split, split_root in layout:
+        for class_dir in sorted(p for p in split_root.iterdir() if p.is_dir()):
+            for image in sorted(class_dir.rglob("*")):
+                if image.is_file() and image.suffix.lower() in extensions:
+                    rows.append({
+                        "path": str(image.resolve()),
+                        "filename": str(image.relative_to(root)),
+                        "label": class_dir.name,
+                        "split": split,
+                        "where": str(image),
+                    })
+    if not rows:
+        raise DataError(f"{root}: no images with extensions {list(extensions)} in class folders")
+    frame = pd.DataFrame(rows)
+    frame["orig_index"] = range(len(frame))
+    return _finish(frame)
+
+
+def _require_labels(frame: pd.DataFrame, source: Path) -> None:
+    empty = frame[frame["label"].isna()]
+    if len(empty):
+        raise DataError(f"{source}: {len(empty)} row(s) without a label, first at "
+                        f"{empty['where'].iloc[0]}")
