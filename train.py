@@ -1,0 +1,6 @@
+"""Train a vqc model: python train.py [overrides], python train.py -m [sweep] (see README)."""
+
+from vqc.cli.train import main
+
+if __name__ == "__main__":
+    main()

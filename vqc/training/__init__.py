@@ -1,0 +1,1 @@
+"""Training: losses, the Lightning module, loggers and the Hydra task."""

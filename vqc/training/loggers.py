@@ -1,0 +1,84 @@
+"""Loggers from config, with W&B offline unless the user has configured it."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vqc.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+WANDB_MODES = ("online", "offline", "disabled")
+
+
+def wandb_configured() -> bool:
+    """True when an API key is available (environment or ``wandb login``'s netrc entry)."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        auth = netrc.netrc().authenticators("api.wandb.ai")
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+    return bool(auth and auth[2])
+
+
+def resolve_wandb_mode(mode: str | None) -> str:
+    """``WANDB_MODE`` wins; ``auto`` is online with an API key and offline without one."""
+    env = os.environ.get("WANDB_MODE")
+    chosen = env or mode or "auto"
+    if chosen == "dryrun":
+        chosen = "offline"
+    if chosen == "auto":
+        chosen = "online" if wandb_configured() else "offline"
+    if chosen not in WANDB_MODES:
+        raise ConfigError(f"logger.wandb.mode={chosen!r}: expected auto, {', '.join(WANDB_MODES)}")
+    if chosen == "online" and not wandb_configured():
+        raise ConfigError("W&B mode is online but no API key is configured: run `wandb login` "
+                          "or set WANDB_API_KEY, or use logger.wandb.mode=offline")
+    return chosen
+
+
+def build_loggers(cfg: DictConfig | None, run_name: str, group: str | None) -> list[Any]:
+    """Instantiate every logger of the ``logger`` group (W&B gets its mode, name and group)."""
+    if not cfg:
+        return []
+    loggers = []
+    for key, spec in cfg.items():
+        if spec is None:
+            continue
+        spec = OmegaConf.to_container(spec, resolve=True)
+        if str(spec.get("_target_", "")).endswith("WandbLogger"):
+            mode = resolve_wandb_mode(spec.pop("mode", "auto"))
+            if mode == "disabled":
+                log.info("W&B disabled")
+                continue
+            spec["offline"] = mode == "offline"
+            spec["name"] = spec.get("name") or run_name
+            spec["group"] = spec.get("group") or group
+            Path(spec["save_dir"]).mkdir(parents=True, exist_ok=True)
+            os.environ.setdefault("WANDB_SILENT", "true")
+        try:
+            loggers.append(instantiate(spec))
+        except Exception as err:
+            raise ConfigError(f"logger.{key}: cannot create it ({err})") from err
+    return loggers
+
+
+def finish_wandb(failed: bool) -> None:
+    """Close the current W&B run (marked failed when the job failed).
+
+    Without this, the jobs of a multirun run in one process would all log into one W&B run.
+    """
+    try:
+        import wandb
+    except ImportError:  # pragma: no cover - wandb is a dependency
+        return
+    if wandb.run is not None:
+        wandb.finish(exit_code=1 if failed else 0)

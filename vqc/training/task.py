@@ -1,0 +1,160 @@
+"""The training task: config in, trained and tested model out, the optimised metric returned."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from vqc.data.build import build_datamodule
+from vqc.data.csvio import write_atomic
+from vqc.errors import ConfigError
+from vqc.metrics import load_cost_matrix
+from vqc.metrics.cost import challenge_shaped_matrix
+from vqc.models import build_model
+from vqc.training.figures import FigureSink
+from vqc.training.loggers import build_loggers, finish_wandb
+from vqc.training.losses import build_loss
+from vqc.training.module import ClassifierModule
+
+log = logging.getLogger(__name__)
+
+
+def cost_matrix_for(spec: Any, classes: Any) -> torch.Tensor:
+    """The configured cost matrix; the named ones take the data set's shape when it differs."""
+    named = isinstance(spec, str) and spec in ("official", "page")
+    if named and len(classes) != 7:
+        return challenge_shaped_matrix(len(classes), classes.good_code, classes.open_set_code,
+                                       variant=spec)
+    if isinstance(spec, DictConfig | list) or OmegaConf.is_list(spec):
+        spec = OmegaConf.to_container(spec) if OmegaConf.is_config(spec) else spec
+    return load_cost_matrix(spec, len(classes))
+
+
+def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> ClassifierModule:
+    classes = datamodule.classes
+    m = cfg.model
+    model = build_model(
+        name=m.name, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
+        dropout=float(m.dropout), depth=int(m.depth), width=int(m.width),
+        pretrained=bool(m.pretrained), weights=m.weights, unfreeze=int(m.unfreeze),
+        source=m.source,
+    )
+    cost = cost_matrix_for(cfg.module.cost_matrix, classes)
+    trained = classes.trained_codes
+    counts = datamodule.class_counts()["train"].to_numpy()[trained].tolist()
+    loss = build_loss(cfg.module.loss, counts, cost[trained][:, trained],
+                      float(cfg.module.label_smoothing))
+    if cfg.module.compile:
+        model = torch.compile(model)
+    return ClassifierModule(
+        model=model, classes=classes, cost=cost, loss=loss,
+        optimizer=instantiate(cfg.module.optimizer),
+        scheduler=instantiate(cfg.module.scheduler) if cfg.module.scheduler else None,
+        lr=float(cfg.lr), backbone_lr_factor=float(m.backbone_lr_factor),
+        decision=cfg.module.decision, collapse_share=float(cfg.module.collapse_share),
+        channels_last=bool(cfg.module.channels_last), nan_policy=cfg.module.nan_policy,
+        figures=figures,
+    )
+
+
+def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        return None
+    if ckpt == "last":
+        last = run_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            log.info("resuming from %s", last)
+            return str(last)
+        log.info("no %s yet: starting from scratch", last)
+        return None
+    if not Path(ckpt).is_file():
+        raise ConfigError(f"ckpt_path={ckpt}: file not found")
+    return str(ckpt)
+
+
+def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> dict[str, Any]:
+    """Fit, then test the best checkpoint; returns the run's summary (also in summary.json)."""
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
+    datamodule.prepare_data()
+    datamodule.setup()
+    figures = FigureSink(out_dir=str(run_dir / "figures") if cfg.figures.enabled else None,
+                         every_n_epochs=int(cfg.figures.every_n_epochs),
+                         tsne=bool(cfg.figures.tsne))
+    module = build_module(cfg, datamodule, figures)
+    loggers = build_loggers(cfg.get("logger"), run_name, group)
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    for logger in loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch}
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
+    summary["best_checkpoint"] = best or None
+    summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
+    if cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame):
+        trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
+                     weights_only=False, verbose=False)
+        summary["test"] = module.test_report.to_dict()
+        summary["test_decisions"] = {rule: {"pwa": r.pwa, "escapes": r.escapes,
+                                            "macro_recall": r.macro_recall}
+                                     for rule, r in module.test_decisions.items()}
+        write_atomic(run_dir / "test_report.md", module.test_report.to_markdown("Test"))
+    metric_name = cfg.get("optimized_metric")
+    summary["optimized_metric"] = metric_name
+    summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
+    summary["wandb_dir"] = _wandb_dir(loggers)
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _number(value: Any) -> float | None:
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def _metric(trainer: L.Trainer, name: str | None, best: float | None) -> float | None:
+    checkpoint = trainer.checkpoint_callback
+    if name and checkpoint is not None and getattr(checkpoint, "monitor", None) == name \
+            and best is not None:
+        return best
+    if name and name in trainer.callback_metrics:
+        return _number(trainer.callback_metrics[name])
+    return None
+
+
+def _wandb_dir(loggers: list[Any]) -> str | None:
+    for logger in loggers:
+        if type(logger).__name__ == "WandbLogger":
+            try:
+                return str(Path(logger.experiment.dir).parent)
+            except Exception:  # noqa: BLE001 - only informative
+                return None
+    return None
+
+
+def run_task(cfg: DictConfig, run_name: str, group: str | None) -> dict[str, Any]:
+    """``train`` with the W&B run always closed (failed if the task raised)."""
+    failed = True
+    try:
+        summary = train(cfg, run_name, group)
+        failed = False
+        return summary
+    finally:
+        finish_wandb(failed)
+        os.environ.pop("WANDB_RUN_ID", None)
