@@ -1,0 +1,44 @@
+"""A tiny CSV data set and the overrides that make a training run take seconds."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+
+def write_tiny_csv_set(root: Path, per_class: int = 8, size: int = 16, seed: int = 0) -> Path:
+    """good / dent / scratch (train and test) plus test-only drift, as ``labels.csv``."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for split, n in (("train", per_class), ("test", 3)):
+        for code, label in enumerate(("good", "dent", "scratch", "drift")):
+            if label == "drift" and split == "train":
+                continue
+            for i in range(n):
+                array = rng.normal(60 + 50 * code, 12, (size, size)).clip(0, 255)
+                if label == "scratch":
+                    array[:, size // 2] = 255
+                name = f"images/{split}_{label}_{i}.png"
+                (root / name).parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(array.astype(np.uint8), mode="L").save(root / name)
+                rows.append({"image": name, "label": label, "split": split})
+    pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def tiny_csv_set(tmp_path: Path) -> Path:
+    return write_tiny_csv_set(tmp_path / "set")
+
+
+def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
+    return [
+        "data=csv", f"data.root={data_root}", "data.preprocess.size=[32,32]",
+        "data.num_workers=0", "data.cache_workers=1", "data.batch_size=8",
+        f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={tmp / 'out'}",
+        "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
+        "callbacks=none", "logger=csv", "figures.tsne=false", "model.width=8", *extra,
+    ]

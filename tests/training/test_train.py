@@ -1,0 +1,105 @@
+"""The training task end to end on tiny images, composed from the real config."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from tests.training.conftest import fast_overrides
+from tests.training.wandb_records import run_config, run_group
+from vqc.config import compose
+from vqc.training.task import train
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _cfg(overrides: list[str], run_dir: Path):
+    GlobalHydra.instance().clear()
+    cfg = compose("train", overrides)
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(run_dir)
+    return cfg
+
+
+@pytest.mark.parametrize("model", ["basic_cnn", "cnn", "resnet18"])
+@pytest.mark.parametrize("mode", ["L", "RGB"])
+def test_each_family_trains_one_fast_dev_run_step(tiny_csv_set, tmp_path, model, mode):
+    cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, f"model={model}", "depth=2",
+                              f"data.preprocess.mode={mode}", "trainer.fast_dev_run=1",
+                              "test=false", "figures.enabled=false"), tmp_path / "run")
+    summary = train(cfg)
+    assert summary["epochs"] == 1
+
+
+def test_training_writes_checkpoints_summary_and_figures(tiny_csv_set, tmp_path):
+    run = tmp_path / "run"
+    cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2"), run)
+    summary = train(cfg)
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    assert Path(summary["best_checkpoint"]).is_file()
+    test = summary["test"]
+    assert test["class_names"] == ["good", "dent", "scratch", "drift"]
+    assert sum(test["support"]) == 12  # 3 per class, drift included
+    assert {"pwa", "escapes", "recall"} <= set(test)
+    assert set(summary["test_decisions"]) == {"argmax", "bayes"}
+    assert (run / "figures" / "test_confusion.png").is_file()
+    assert (run / "test_report.md").read_text().count("PWA") >= 1
+    assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+
+
+def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
+    run = tmp_path / "run"
+    train(_cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "test=false",
+                              "figures.enabled=false", "trainer.max_epochs=1"), run))
+    first = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert first["epoch"] == 0
+    summary = train(_cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "test=false",
+                                        "figures.enabled=false", "trainer.max_epochs=3",
+                                        "ckpt_path=last"), run))
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["epoch"] == 2 and summary["epochs"] == 3
+    # The resumed run did 2 more epochs of steps, not 3: 3 batches per epoch (24 train images
+    # less 6 for validation -> 18 images / batch 8).
+    assert resumed["global_step"] == first["global_step"] + 2 * 3
+
+
+def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
+    env = os.environ | {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"}
+    overrides = [o for o in fast_overrides(tiny_csv_set, tmp_path, "model=resnet18")
+                 if not o.startswith("logger=")]
+    command = [sys.executable, str(ROOT / "train.py"), "-m", *overrides, "logger=wandb",
+               "unfreeze=0,1", "trainer.max_epochs=1", "test=false", "figures.enabled=false",
+               f"hydra.sweep.dir={tmp_path / 'sweep'}"]
+    result = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    configs, groups = [], set()
+    for job in ("0", "1"):
+        runs = list((tmp_path / "sweep" / job / "wandb").glob("offline-run-*/run-*.wandb"))
+        assert len(runs) == 1, f"job {job}: {runs}"
+        configs.append(_flatten(run_config(runs[0])))
+        groups.add(run_group(runs[0]))
+    assert groups == {"sweep-sweep"}  # one group, named after the sweep folder
+    first, second = configs
+    differing = {k for k in set(first) | set(second)
+                 if not k.startswith("_wandb") and first.get(k) != second.get(k)}
+    # Only unfreeze differs, and the job's own folder (paths.run_dir and what derives from it).
+    folders = {k for k in differing if str(tmp_path / "sweep") in str(first.get(k))}
+    assert differing - folders == {"unfreeze", "model.unfreeze"}
+    assert (first["unfreeze"], second["unfreeze"]) == (0, 1)
+
+
+def _flatten(config: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
