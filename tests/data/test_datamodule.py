@@ -35,7 +35,7 @@ def test_loaders_serve_preprocessed_batches(tiny_challenge, tiny_preprocessor, t
     assert counts["test"].tolist() == [3, 2, 2, 2]
     images, labels = next(iter(dm.test_dataloader()))
     assert images.shape == (4, 1, 20, 8) and images.dtype == torch.float32
-    assert 0.0 <= images.min() and images.max() <= 1.0
+    assert images.min() >= 0.0 and images.max() <= 1.0
     assert set(labels.tolist()) <= {0, 1, 2, 3}
 
 

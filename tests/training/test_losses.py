@@ -39,5 +39,5 @@ def test_weighted_cross_entropy_upweights_the_rare_class():
 
 
 def test_unknown_loss_is_a_config_error():
-    with pytest.raises(ConfigError, match="module.loss='focal'"):
+    with pytest.raises(ConfigError, match=r"module\.loss='focal'"):
         build_loss("focal", [1, 1])

@@ -13,11 +13,11 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from torch import Tensor  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+from torch import Tensor
 
-from vqc.data.classes import ClassSet  # noqa: E402
+from vqc.data.classes import ClassSet
 
 log = logging.getLogger(__name__)
 

@@ -143,7 +143,7 @@ def _wandb_dir(loggers: list[Any]) -> str | None:
         if type(logger).__name__ == "WandbLogger":
             try:
                 return str(Path(logger.experiment.dir).parent)
-            except Exception:  # noqa: BLE001 - only informative
+            except Exception:
                 return None
     return None
 
