@@ -51,4 +51,4 @@ def test_wandb_mode(monkeypatch, tmp_path):
 
 
 def test_config_dir_is_the_repository_conf():
-    assert CONFIG_DIR == Path(__file__).resolve().parents[2] / "conf"
+    assert Path(__file__).resolve().parents[2] / "conf" == CONFIG_DIR
