@@ -40,5 +40,6 @@ def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
         f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={tmp / 'out'}",
         "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "callbacks=none", "logger=csv", "figures.tsne=false", "model.width=8", *extra,
+        "callbacks=none", "logger=csv", "figures.tsne=false", "model.width=8",
+        "drift.n_features=8", *extra,
     ]

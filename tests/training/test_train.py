@@ -51,6 +51,13 @@ def test_training_writes_checkpoints_summary_and_figures(tiny_csv_set, tmp_path)
     assert (run / "figures" / "test_confusion.png").is_file()
     assert (run / "test_report.md").read_text().count("PWA") >= 1
     assert json.loads((run / "summary.json").read_text())["epochs"] == 2
+    # then the whole inspection: drift fitted, scored on test, saved as one artifact
+    assert Path(summary["inspector"]).is_file()
+    inspection = summary["inspection"]
+    assert 0.0 <= inspection["drift_auroc"] <= 1.0
+    assert 0.0 <= inspection["false_drift_rate"] <= 1.0
+    predictions = (run / "test_predictions.csv").read_text().splitlines()
+    assert len(predictions) == 1 + 12 and predictions[0].startswith("filename,label,decision")
 
 
 def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):

@@ -1,4 +1,8 @@
-"""``make demo``: generate the synthetic set, train the 5-block CNN on it, test and report.
+"""``make demo``: the whole flow on the synthetic set.
+
+Generate it, train the 5-block CNN, fit drift on its own features, predict the test images
+into a submission CSV with ``vqc-predict``, score it with ``vqc-evaluate``, and say where
+everything is.
 
 Any config override may follow, e.g. ``python -m vqc.cli.demo trainer.max_epochs=2``.
 """
@@ -46,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("lightning.pytorch").propagate = False  # it prints its own lines
     from vqc.cli.report import print_training_summary
     from vqc.data.build import build_datamodule
     from vqc.training.task import run_task
@@ -74,6 +79,32 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     console.rule("3. test results")
     print_training_summary(summary)
+    run_dir = Path(cfg.paths.run_dir)
+    console.rule("4. vqc-predict on the test images, then vqc-evaluate")
+    from vqc.cli import evaluate, predict
+
+    root = Path(cfg.data.root)
+    submission = run_dir / "submission.csv"
+    test_index = run_dir / "test_index.csv"
+    pd.read_csv(root / "Y_test.csv", index_col=0).drop(columns="Label").to_csv(test_index)
+    predict_args = ["--inspector", summary["inspector"], "--images",
+                    str(root / "input_test"), "--index", str(test_index), "--out",
+                    str(submission)]
+    console.print("vqc-predict " + " ".join(predict_args))
+    if predict.main(predict_args) != 0:
+        return 1
+    evaluate_args = ["--predictions", str(submission), "--labels", str(root / "Y_test.csv"),
+                     "--out", str(run_dir / "evaluation")]
+    console.print("vqc-evaluate " + " ".join(evaluate_args))
+    evaluate.main(evaluate_args)
+    console.rule("5. where everything is")
+    console.print(f"run folder: {run_dir}\n  submission.csv, submission_details.csv: the "
+                  f"predictions\n  evaluation/: scores.md, scores.json, confusion.png\n"
+                  f"  figures/: confusion matrices, t-SNE, misclassified images\n"
+                  f"  inspector.safetensors: the deployable model (vqc-predict --inspector)\n"
+                  f"  checkpoints/, summary.json, test_report.md, inspection_report.md")
+    if summary.get("wandb_dir"):
+        console.print(f"W&B (offline): wandb sync {summary['wandb_dir']}")
     return 0
 
 

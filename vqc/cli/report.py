@@ -58,9 +58,31 @@ def print_training_summary(summary: dict[str, Any]) -> None:
         for rule, figures in decisions.items():
             console.print(f"decision {rule:>6}: PWA {_fmt(figures['pwa'])}, "
                           f"escapes {figures['escapes']}")
+    inspection = summary.get("inspection")
+    if inspection:
+        print_inspection(inspection)
     console.print(f"best checkpoint: {summary.get('best_checkpoint')} "
                   f"({summary.get('optimized_metric')} = {_fmt(summary.get('metric'))})")
     console.print(f"run folder (pictures in figures/, summary.json): {summary['run_dir']}")
     wandb_dir = summary.get("wandb_dir")
     if wandb_dir:
         console.print(f"W&B run: {wandb_dir}  (upload with: wandb sync {wandb_dir})")
+
+
+def print_inspection(inspection: dict[str, Any]) -> None:
+    """The whole pipeline (drift + classifier) on test, beside the classifier alone."""
+    full, alone = inspection["report"], inspection["classifier_only"]
+    table = Table(title="Test: the whole inspection (drift detector + classifier)")
+    for column in ("", "inspection", "classifier alone"):
+        table.add_column(column, justify="left" if not column else "right")
+    table.add_row("PWA", _fmt(full["pwa"]), _fmt(alone["pwa"]))
+    table.add_row("best constant predictor", _fmt(full["floor"]["pwa"]),
+                  _fmt(alone["floor"]["pwa"]))
+    table.add_row("cost / its cost", _fmt(full["cost_ratio"], 3), _fmt(alone["cost_ratio"], 3))
+    table.add_row("defect escapes", str(full["escapes"]), str(alone["escapes"]))
+    table.add_row("false alarms", str(full["false_alarms"]), str(alone["false_alarms"]))
+    table.add_row("macro recall", _fmt(full["macro_recall"]), _fmt(alone["macro_recall"]))
+    console.print(table)
+    console.print(f"drift: AUROC {_fmt(inspection.get('drift_auroc'), 3)}, "
+                  f"false-drift rate {_fmt(inspection.get('false_drift_rate'), 3)}, "
+                  f"drift images caught {_fmt(inspection.get('drift_recall'), 3)}")

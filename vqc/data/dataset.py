@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
@@ -41,6 +41,18 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         array = self.cache.get(self._paths[i], self._libs[i])
         image = tv_tensors.Image(torch.from_numpy(array))
         return self.transform(image).as_subclass(torch.Tensor), int(self.codes[i])
+
+
+def frame_batches(frame: pd.DataFrame, cache: ImageCache,
+                  transform: Callable[[torch.Tensor], torch.Tensor], batch_size: int = 64,
+                  ) -> Iterator[tuple[torch.Tensor, torch.Tensor, list[str | None]]]:
+    """``(images, codes, libs)`` batches in table order, for fitting and scoring by die."""
+    dataset = ImageDataset(frame, cache, transform)
+    for start in range(0, len(dataset), batch_size):
+        rows = range(start, min(start + batch_size, len(dataset)))
+        images = torch.stack([dataset[i][0] for i in rows])
+        codes = torch.from_numpy(dataset.codes[start:rows.stop].copy())
+        yield images, codes, [dataset._libs[i] for i in rows]
 
 
 def build_transform(augment: Sequence[Callable] = (), mean: Sequence[float] | None = None,

@@ -134,8 +134,10 @@ class ClassifierModule(L.LightningModule):
         self._fit_temperature()
 
     def _fit_temperature(self) -> None:
+        self._fit_temperature_from(getattr(self.trainer, "datamodule", None))
+
+    def _fit_temperature_from(self, datamodule: Any) -> None:
         """Calibrate on validation logits so that the Bayes rule reads probabilities."""
-        datamodule = getattr(self.trainer, "datamodule", None)
         if datamodule is None or datamodule.val_frame is None or len(datamodule.val_frame) == 0:
             return
         logits, targets = [], []

@@ -17,6 +17,9 @@ from omegaconf import DictConfig, OmegaConf
 from vqc.data.build import build_datamodule
 from vqc.data.csvio import write_atomic
 from vqc.errors import ConfigError
+from vqc.inspection.evaluate import evaluate_inspector
+from vqc.inspection.fit import fit_inspector
+from vqc.inspection.inspector import InspectorSpec
 from vqc.metrics import load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
@@ -113,12 +116,54 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
                                             "macro_recall": r.macro_recall}
                                      for rule, r in module.test_decisions.items()}
         write_atomic(run_dir / "test_report.md", module.test_report.to_markdown("Test"))
+    if cfg.get("inspector", True):
+        summary.update(build_inspector(cfg, module, datamodule, best, run_dir))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
     summary["wandb_dir"] = _wandb_dir(loggers)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -> InspectorSpec:
+    classes = datamodule.classes
+    m = cfg.model
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    return InspectorSpec(
+        class_names=list(classes.names), open_set=classes.open_set, good=classes.good,
+        model={"name": m.name, "num_classes": datamodule.num_classes,
+               "in_channels": datamodule.in_channels, "dropout": float(m.dropout),
+               "depth": int(m.depth), "width": int(m.width), "source": m.source},
+        preprocess=dict(data["preprocess"]), mean=data.get("mean"), std=data.get("std"),
+        decision=cfg.module.decision, cost_matrix=module.cost.tolist(),
+        temperature=float(module.temperature.temperature),
+    )
+
+
+def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
+                    best: str | None, run_dir: Path) -> dict[str, Any]:
+    """Fit drift on the best weights, score the whole pipeline on test, save the artifact."""
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    module._fit_temperature_from(datamodule)  # the checkpoint holds the uncalibrated value
+    model = module.model._orig_mod if hasattr(module.model, "_orig_mod") else module.model
+    model = model.cpu().eval()
+    drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
+    inspector = fit_inspector(model, datamodule, inspector_spec(cfg, module, datamodule),
+                              drift_cfg)
+    path = inspector.save(run_dir / "inspector.safetensors")
+    out: dict[str, Any] = {"inspector": str(path)}
+    if datamodule.test_frame is not None and len(datamodule.test_frame):
+        result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
+        out["inspection"] = result.to_dict()
+        write_atomic(run_dir / "inspection_report.md",
+                     result.report.to_markdown("Test: the whole inspection (drift + classes)"))
+        from vqc.data.csvio import write_csv_atomic
+
+        write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
+    return out
 
 
 def _number(value: Any) -> float | None:

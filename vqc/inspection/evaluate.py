@@ -1,0 +1,85 @@
+"""Scoring an inspector on a labelled table: the decision report plus the drift figures."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from vqc.data.cache import ImageCache
+from vqc.data.dataset import frame_batches
+from vqc.inspection.inspector import Inspection, Inspector
+from vqc.metrics import ScoreReport, ScoringMetrics
+
+
+@dataclass
+class InspectionReport:
+    """Decisions of the whole pipeline on a test table, and how well drift was told apart."""
+
+    report: ScoreReport
+    classifier_only: ScoreReport
+    drift_auroc: float | None        # drift score separating open-set images from the rest
+    false_drift_rate: float | None   # known-class images flagged as drift
+    drift_recall: float | None       # open-set images flagged as drift
+    predictions: pd.DataFrame        # one row per image: decision, reason, scores
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"report": self.report.to_dict(), "classifier_only": self.classifier_only.to_dict(),
+                "drift_auroc": self.drift_auroc, "false_drift_rate": self.false_drift_rate,
+                "drift_recall": self.drift_recall}
+
+
+def run_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache,
+                  batch_size: int = 64) -> tuple[list[Inspection], np.ndarray]:
+    """Inspections of every row of ``frame`` (cached, preprocessed images), and their codes."""
+    results, codes = [], []
+    for images, batch_codes, libs in frame_batches(frame, cache, inspector.normalise,
+                                                   batch_size):
+        results.append(inspector(images, libs))
+        codes.append(batch_codes.numpy())
+    return results, np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
+
+
+def evaluate_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache,
+                       batch_size: int = 64) -> InspectionReport:
+    classes = inspector.classes
+    results, codes = run_inspector(inspector, frame, cache, batch_size)
+    decision = torch.cat([r.decision for r in results])
+    probs = torch.cat([r.probabilities for r in results])
+    is_drift = torch.cat([r.is_drift for r in results])
+    target = torch.as_tensor(codes)
+    cost = inspector.spec.cost_matrix
+    full = ScoringMetrics(cost, classes)
+    full.update(decision, target)
+    alone = ScoringMetrics(cost, classes)
+    alone.update(probs, target)
+    drift_auroc = false_drift = drift_recall = None
+    open_code = classes.open_set_code
+    scores = (torch.cat([r.drift_score for r in results])
+              if results and results[0].drift_score is not None else None)
+    if scores is not None and open_code is not None:
+        is_open = codes == open_code
+        known = ~is_open
+        if known.any():
+            false_drift = float(is_drift.numpy()[known].mean())
+        if is_open.any():
+            drift_recall = float(is_drift.numpy()[is_open].mean())
+        if is_open.any() and known.any():
+            from sklearn.metrics import roc_auc_score
+
+            drift_auroc = float(roc_auc_score(is_open, scores.numpy()))
+    reasons = [reason for r in results for reason in r.reasons(classes)]
+    predictions = pd.DataFrame({
+        "filename": frame["filename"].to_numpy(),
+        "label": codes,
+        "decision": decision.numpy(),
+        "reason": reasons,
+        "drift_score": None if scores is None else scores.numpy(),
+    })
+    for j, name in zip(classes.trained_codes, classes.trained_names, strict=True):
+        predictions[f"p_{name}"] = probs[:, j].numpy()
+    return InspectionReport(full.report(), alone.report(), drift_auroc, false_drift,
+                            drift_recall, predictions)
