@@ -129,8 +129,8 @@ def predict(inspector_path: Path, images: Path, index: Path | None, out: Path,
         raise DataError(f"{partial}: {len(missing)} row(s) missing after prediction, e.g. "
                         f"{missing[:5]}")
     result = done.loc[rows["filename"]].reset_index()
-    submission = pd.DataFrame({"filename": result["filename"].values, "window": rows["window"].values,
-                               "lib": rows["lib"].values,
+    submission = pd.DataFrame({"filename": result["filename"].values,
+                               "window": rows["window"].values, "lib": rows["lib"].values,
                                "Label": result["Label"].astype(int).values},
                               index=pd.Index(rows["orig_index"].values, name=None))
     write_csv_atomic(result[columns], details, index=False)
