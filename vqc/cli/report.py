@@ -73,7 +73,7 @@ def print_inspection(inspection: dict[str, Any]) -> None:
     """The whole pipeline (drift + classifier) on test, beside the classifier alone."""
     full, alone = inspection["report"], inspection["classifier_only"]
     table = Table(title="Test: the whole inspection (drift detector + classifier)")
-    for column in ("", "inspection", "classifier alone"):
+    for column in ("", "inspection", "classifier alone (argmax)"):
         table.add_column(column, justify="left" if not column else "right")
     table.add_row("PWA", _fmt(full["pwa"]), _fmt(alone["pwa"]))
     table.add_row("best constant predictor", _fmt(full["floor"]["pwa"]),
