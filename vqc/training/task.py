@@ -102,7 +102,9 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir))
+    # Checkpoints hold tensors and plain values only: load them without unpickling objects.
+    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir),
+                weights_only=True)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch}
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
@@ -110,7 +112,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
     if cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame):
         trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
-                     weights_only=False, verbose=False)
+                     weights_only=True, verbose=False)
         summary["test"] = module.test_report.to_dict()
         summary["test_decisions"] = {rule: {"pwa": r.pwa, "escapes": r.escapes,
                                             "macro_recall": r.macro_recall}
@@ -163,6 +165,12 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         from vqc.data.csvio import write_csv_atomic
 
         write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
+        if cfg.figures.enabled:
+            from vqc.inspection.figures import inspection_figures, send_figures
+
+            pictures = inspection_figures(inspector, result, datamodule.test_frame,
+                                          datamodule.cache, run_dir / "figures")
+            send_figures(module.loggers, pictures, module.current_epoch)
     return out
 
 
