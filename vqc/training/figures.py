@@ -94,7 +94,7 @@ class FigureSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.savefig(path, dpi=110)
         for logger in getattr(module, "loggers", []):
-            _send(logger, key, fig, path, module.current_epoch)
+            send_figure(logger, key, fig, path, module.current_epoch)
         plt.close(fig)
         return path
 
@@ -123,16 +123,23 @@ class FigureSink:
         self._save(module, fig, f"{stage}/misclassified", f"{stage}_misclassified.png")
 
 
-def _send(logger: Any, key: str, fig: plt.Figure, path: Path, step: int) -> None:
-    """Log one picture to a W&B or TensorBoard logger; other loggers keep only the PNG."""
+def send_figure(logger: Any, key: str, fig_or_path: plt.Figure | str | Path, path: str | Path,
+                step: int) -> None:
+    """Log one picture to a W&B (the PNG at ``path``) or TensorBoard logger (the figure, or
+    the PNG when given a path); other loggers keep only the PNG."""
     name = type(logger).__name__
     try:
         if name == "WandbLogger":
             logger.log_image(key=key, images=[str(path)])
         elif name == "TensorBoardLogger":
-            logger.experiment.add_figure(key, fig, global_step=step)
+            if isinstance(fig_or_path, str | Path):
+                image = plt.imread(str(fig_or_path))
+                logger.experiment.add_image(key, image[..., :3], global_step=step,
+                                            dataformats="HWC")
+            else:
+                logger.experiment.add_figure(key, fig_or_path, global_step=step, close=False)
     except Exception as err:  # a logging failure must not end training
         log.warning("could not log %s to %s: %s", key, name, err)
 
 
-__all__ = ["FigureSink", "misclassified_figure", "tsne_figure"]
+__all__ = ["FigureSink", "misclassified_figure", "send_figure", "tsne_figure"]
