@@ -5,6 +5,9 @@ Input is a folder of images, or the challenge's test index CSV (``filename``, ``
 ``Y_random`` columns: an unnamed index, ``filename``, ``window``, ``lib`` and an integer
 ``Label``; the details CSV adds the probabilities, the drift score and the decision's reason.
 
+The model is an inspector artifact (``--inspector``, PyTorch) or the same inspector exported
+by ``vqc-export`` (``--onnx``, run by ONNX Runtime); both give the same submission.
+
 Rows are appended to ``OUT.partial.csv`` batch by batch; a killed run, started again with the
 same command, continues after the last complete batch. The final files are written atomically
 and the partial file removed, so every input appears exactly once.
@@ -17,6 +20,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
@@ -26,14 +30,21 @@ from vqc.data.csvio import read_csv, write_csv_atomic
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
 
+if TYPE_CHECKING:
+    from vqc.export.runtime import OnnxInspector
+    from vqc.inspection.inspector import Inspector
+
 PROG = "vqc-predict"
 console = Console(stderr=True)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("--inspector", required=True, type=Path,
-                        help="inspector.safetensors written by training")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--inspector", type=Path, default=None,
+                       help="inspector.safetensors written by training")
+    model.add_argument("--onnx", type=Path, default=None,
+                       help="model.onnx written by vqc-export (run by ONNX Runtime)")
     parser.add_argument("--images", required=True, type=Path, help="folder of the images")
     parser.add_argument("--index", type=Path, default=None,
                         help="CSV listing filename, window, lib (default: every image in the "
@@ -93,17 +104,33 @@ def _append(partial: Path, rows: pd.DataFrame) -> None:
         os.fsync(handle.fileno())
 
 
-def predict(inspector_path: Path, images: Path, index: Path | None, out: Path,
-            details: Path | None = None, batch_size: int = 32,
-            on_bad_image: str = "error") -> pd.DataFrame:
-    """Write the submission and details CSVs; returns the details."""
+def load_model(inspector_path: Path | None = None,
+               onnx_path: Path | None = None) -> Inspector | OnnxInspector:
+    """An ``Inspector`` from an artifact, or an ``OnnxInspector`` from an exported model."""
+    if (inspector_path is None) == (onnx_path is None):
+        raise DataError("give either an inspector artifact or an ONNX model")
+    if onnx_path is not None:
+        from vqc.export.runtime import OnnxInspector
+
+        return OnnxInspector(onnx_path)
     from vqc.inspection.inspector import Inspector
 
+    return Inspector.load(inspector_path)
+
+
+def predict(inspector_path: Path | None, images: Path, index: Path | None, out: Path,
+            details: Path | None = None, batch_size: int = 32,
+            on_bad_image: str = "error", onnx_path: Path | None = None) -> pd.DataFrame:
+    """Write the submission and details CSVs; returns the details.
+
+    The model is the inspector artifact at ``inspector_path`` or, instead, the exported ONNX
+    model at ``onnx_path``.
+    """
     details = details or out.with_name(f"{out.stem}_details{out.suffix or '.csv'}")
     out.parent.mkdir(parents=True, exist_ok=True)
     if not os.access(out.parent, os.W_OK):
         raise DataError(f"{out.parent}: output folder is not writable")
-    inspector = Inspector.load(inspector_path)
+    inspector = load_model(inspector_path, onnx_path)
     classes = inspector.classes
     rows = read_index(images, index)
     if inspector.preprocessor.rotate_crop:
@@ -181,13 +208,11 @@ def _predict_batch(inspector, batch: pd.DataFrame, on_bad_image: str,
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        if args.on_bad_image == "drift":
-            from vqc.inspection.inspector import Inspector
-
-            if Inspector.load(args.inspector).classes.open_set_code is None:
-                raise DataError("--on-bad-image drift needs an inspector with an open-set class")
+        if (args.on_bad_image == "drift"
+                and load_model(args.inspector, args.onnx).classes.open_set_code is None):
+            raise DataError("--on-bad-image drift needs an inspector with an open-set class")
         result = predict(args.inspector, args.images, args.index, args.out, args.details,
-                         args.batch_size, args.on_bad_image)
+                         args.batch_size, args.on_bad_image, onnx_path=args.onnx)
     except VqcError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1

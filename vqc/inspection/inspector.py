@@ -85,6 +85,59 @@ def _versions() -> dict[str, str]:
             "format": str(FORMAT_VERSION)}
 
 
+def build_preprocessor(spec: InspectorSpec) -> Preprocessor:
+    """The preprocessing the inspector was trained with (decode, rotate/crop by lib, resize)."""
+    return Preprocessor(size=tuple(spec.preprocess["size"]),
+                        mode=spec.preprocess.get("mode", "L"),
+                        rotate_crop=spec.preprocess.get("rotate_crop") or {},
+                        max_pixels=int(spec.preprocess.get("max_pixels", 50_000_000)))
+
+
+def normalise_images(images: Tensor, spec: InspectorSpec) -> Tensor:
+    """uint8 ``(B, C, H, W)`` -> float in [0, 1], then the spec's training normalisation."""
+    images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if spec.mean is not None and spec.std is not None:
+        mean = torch.tensor(spec.mean).view(1, -1, 1, 1)
+        std = torch.tensor(spec.std).view(1, -1, 1, 1)
+        images = (images - mean) / std
+    return images
+
+
+def trained_cost_of(spec: InspectorSpec) -> Tensor:
+    """The cost matrix among the trained classes (float64), as the decision rule uses it."""
+    cost = torch.tensor(spec.cost_matrix, dtype=torch.float64)
+    return sub_matrix(cost, spec.classes.trained_codes)
+
+
+def decide_from(logits: Tensor, drift_score: Tensor | None, libs: Sequence[str] | None,
+                spec: InspectorSpec, threshold: DriftThreshold | None = None,
+                trained_cost: Tensor | None = None) -> Inspection:
+    """Decisions from logits ``(B, K)`` and each image's drift score ``(B,)`` (or ``None``).
+
+    Calibrated probabilities (``softmax(logits / temperature)`` in float64), the expected cost
+    of each trained class, drift where the score is strictly above the image's threshold (per
+    lib when the threshold has one), then the spec's decision rule. Shared by :class:`Inspector`
+    and the ONNX runtime so both decide alike.
+    """
+    classes = spec.classes
+    cost = trained_cost_of(spec) if trained_cost is None else trained_cost
+    probs = (logits.double() / spec.temperature).softmax(dim=1)
+    cost = cost.to(probs.device)
+    expected = probs @ cost
+    n = len(logits)
+    limits = None
+    if drift_score is not None and threshold is not None:
+        limits = threshold.for_libs(libs, n).to(drift_score.device)
+        is_drift = drift_score > limits
+    else:
+        is_drift = torch.zeros(n, dtype=torch.bool, device=probs.device)
+    decision = decide(probs, spec.decision, cost, None, is_drift, classes.open_set_code)
+    return Inspection(probs.float().cpu(), None if drift_score is None else
+                      drift_score.float().cpu(),
+                      None if limits is None else limits.float().cpu(),
+                      is_drift.cpu(), decision.cpu(), expected.float().cpu())
+
+
 class Inspector(torch.nn.Module):
     """A trained classifier, optionally a fitted drift detector, and the decision rule."""
 
@@ -95,14 +148,8 @@ class Inspector(torch.nn.Module):
         self.spec = spec
         self.classes = spec.classes
         self.drift = drift
-        self.preprocessor = Preprocessor(size=tuple(spec.preprocess["size"]),
-                                         mode=spec.preprocess.get("mode", "L"),
-                                         rotate_crop=spec.preprocess.get("rotate_crop") or {},
-                                         max_pixels=int(spec.preprocess.get("max_pixels",
-                                                                            50_000_000)))
-        cost = torch.tensor(spec.cost_matrix, dtype=torch.float64)
-        self.register_buffer("trained_cost", sub_matrix(cost, self.classes.trained_codes),
-                             persistent=False)
+        self.preprocessor = build_preprocessor(spec)
+        self.register_buffer("trained_cost", trained_cost_of(spec), persistent=False)
         if drift is not None and self.classes.open_set_code is None:
             raise ConfigError("a drift detector needs an open-set class (data.classes.open_set)")
 
@@ -123,12 +170,7 @@ class Inspector(torch.nn.Module):
 
     def normalise(self, images: Tensor) -> Tensor:
         """uint8 ``(B, C, H, W)`` -> float in [0, 1], then the training normalisation."""
-        images = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
-        if self.spec.mean is not None and self.spec.std is not None:
-            mean = torch.tensor(self.spec.mean).view(1, -1, 1, 1)
-            std = torch.tensor(self.spec.std).view(1, -1, 1, 1)
-            images = (images - mean) / std
-        return images
+        return normalise_images(images, self.spec)
 
     # -- decisions ------------------------------------------------------------------------------
     @torch.no_grad()
@@ -136,7 +178,7 @@ class Inspector(torch.nn.Module):
         """Decisions for preprocessed, normalised images."""
         device = next(self.classifier.parameters()).device
         images = images.to(device)
-        drift_score = threshold = None
+        drift_score = None
         if self.drift is not None and self.shared_backbone:
             logits, maps = forward_with_maps(self.classifier, images, self.drift.config.layers)
             drift_score = self.drift.score(maps, libs, image_size=tuple(images.shape[-2:]))
@@ -144,22 +186,25 @@ class Inspector(torch.nn.Module):
             logits = self.classifier(images)
             if self.drift is not None:
                 drift_score = self.drift.score(images, libs, image_size=tuple(images.shape[-2:]))
-        probs = (logits.double() / self.spec.temperature).softmax(dim=1)
-        expected = probs @ self.trained_cost.to(probs.device)
-        n = len(images)
-        if drift_score is not None and self.drift.threshold is not None:
-            threshold = self.drift.threshold.for_libs(libs, n).to(drift_score.device)
-            is_drift = drift_score > threshold
-        else:
-            is_drift = torch.zeros(n, dtype=torch.bool, device=probs.device)
-        decision = decide(probs, self.spec.decision, self.trained_cost.to(probs.device), None,
-                          is_drift, self.classes.open_set_code)
-        return Inspection(probs.float().cpu(), None if drift_score is None else
-                          drift_score.float().cpu(),
-                          None if threshold is None else threshold.float().cpu(),
-                          is_drift.cpu(), decision.cpu(), expected.float().cpu())
+        return decide_from(logits, drift_score, libs, self.spec,
+                           None if self.drift is None else self.drift.threshold,
+                           self.trained_cost)
 
     # -- artifact -------------------------------------------------------------------------------
+    def spec_dict(self) -> dict[str, Any]:
+        """The spec as saved (JSON-ready): with the drift configuration, threshold, versions."""
+        spec = asdict(self.spec)
+        if self.drift is not None:
+            if not self.shared_backbone:
+                raise ConfigError("only shared-backbone drift detectors are saved in an "
+                                  "inspector artifact")
+            spec["drift"] = asdict(self.drift.config)
+            spec["drift"]["layers"] = list(self.drift.config.layers)
+            spec["drift_threshold"] = (None if self.drift.threshold is None
+                                       else self.drift.threshold.to_dict())
+        spec["versions"] = _versions()
+        return spec
+
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the artifact atomically (a temporary file renamed into place)."""
         from safetensors.torch import save_file
@@ -168,17 +213,9 @@ class Inspector(torch.nn.Module):
         path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"classifier.{k}": v.detach().cpu().contiguous()
                    for k, v in self.classifier.state_dict().items()}
-        spec = asdict(self.spec)
+        spec = self.spec_dict()
         if self.drift is not None:
-            if not self.shared_backbone:
-                raise ConfigError("only shared-backbone drift detectors are saved in an "
-                                  "inspector artifact")
             tensors.update({f"drift.{k}": v for k, v in self.drift.state_dict().items()})
-            spec["drift"] = asdict(self.drift.config)
-            spec["drift"]["layers"] = list(self.drift.config.layers)
-            spec["drift_threshold"] = (None if self.drift.threshold is None
-                                       else self.drift.threshold.to_dict())
-        spec["versions"] = _versions()
         tmp = path.with_name(f".{path.name}.tmp")
         save_file(tensors, str(tmp), metadata={"format": FORMAT, "spec": json.dumps(spec)})
         os.replace(tmp, path)

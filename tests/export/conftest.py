@@ -1,0 +1,67 @@
+"""Small inspectors (random CNN weights, drift fitted on tiny images) and their ONNX exports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from tests.inspection.conftest import CLASSES, make_inspector, normal_image
+from vqc.drift import DriftThreshold
+from vqc.export import export_onnx
+from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
+from vqc.metrics import official_cost_matrix
+from vqc.models import build_model
+
+LIBS = ("Die01", "Die02")
+
+
+def bright_image(rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    return (normal_image(rng, size).astype(np.int16) + 60).clip(0, 255).astype(np.uint8)
+
+
+def make_per_lib_inspector(seed: int = 3) -> Inspector:
+    """Per-lib Gaussians (Die01 images darker than Die02's), per-lib thresholds, and the
+    optional upsampling and smoothing of the distance map."""
+    torch.manual_seed(seed)
+    model = build_model("cnn", num_classes=6, in_channels=1, depth=3, width=8).eval()
+    spec = InspectorSpec(
+        class_names=CLASSES, open_set="Drift", good="GOOD",
+        model={"name": "cnn", "num_classes": 6, "in_channels": 1, "dropout": 0.0, "depth": 3,
+               "width": 8, "source": "timm"},
+        preprocess={"size": [24, 24], "mode": "L", "rotate_crop": {}},
+        mean=[0.4], std=[0.2], decision="bayes", cost_matrix=official_cost_matrix().tolist(),
+        temperature=1.2,
+    )
+    drift = shared_drift_detector(model, layers=("block1", "block2"), n_features=12,
+                                  fit_on="per_lib", sigma=1.0, upsample=True)
+    rng = np.random.default_rng(seed)
+    arrays = [normal_image(rng) if i % 2 == 0 else bright_image(rng) for i in range(48)]
+    libs = [LIBS[i % 2] for i in range(48)]
+    images = (torch.from_numpy(np.stack(arrays))[:, None].float() / 255 - 0.4) / 0.2
+    codes = torch.zeros(48, dtype=torch.long)
+    drift.fit([(images[:20], codes[:20], libs[:20]), (images[20:], codes[20:], libs[20:])])
+    scores = drift.score(images, libs)
+    per_lib = {lib: float(scores[i::2].max()) * 1.05 for i, lib in enumerate(LIBS)}
+    drift.threshold = DriftThreshold(threshold=float(scores.max()) * 1.1, per_lib=per_lib)
+    return Inspector(model, spec, drift)
+
+
+@pytest.fixture(scope="module")
+def inspector() -> Inspector:
+    return make_inspector()
+
+
+@pytest.fixture(scope="module")
+def exported(inspector, tmp_path_factory):
+    return export_onnx(inspector, tmp_path_factory.mktemp("onnx") / "inspector.onnx")
+
+
+@pytest.fixture(scope="module")
+def per_lib_inspector() -> Inspector:
+    return make_per_lib_inspector()
+
+
+@pytest.fixture(scope="module")
+def per_lib_exported(per_lib_inspector, tmp_path_factory):
+    return export_onnx(per_lib_inspector, tmp_path_factory.mktemp("onnx") / "per_lib.onnx")

@@ -1,0 +1,119 @@
+import copy
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from tests.export.conftest import LIBS, bright_image
+from tests.inspection.conftest import anomalous_image, normal_image
+from vqc.drift import GLOBAL, ClassifierFeatures, DriftDetector
+from vqc.errors import ConfigError, DataError
+from vqc.export import OnnxInspector, check_parity, export_onnx
+from vqc.export import onnx as export_module
+from vqc.inspection.inspector import Inspector
+from vqc.models import build_model
+
+
+def _batch(n_normal: int, n_drift: int, n_bright: int = 0, seed: int = 7) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    arrays = [normal_image(rng) for _ in range(n_normal)]
+    arrays += [anomalous_image(rng) for _ in range(n_drift)]
+    arrays += [bright_image(rng) for _ in range(n_bright)]
+    return torch.from_numpy(np.stack(arrays))[:, None]
+
+
+def test_graph_has_a_dynamic_batch_and_the_spec_in_its_metadata(inspector, exported):
+    model = onnx.load(str(exported))
+    onnx.checker.check_model(model)
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["vqc.format"] == "vqc-inspector-onnx"
+    assert meta["vqc.exporter"] == "dynamo"
+    assert json.loads(meta["vqc.gaussians"]) == [GLOBAL]
+    assert json.loads(meta["vqc.spec"])["class_names"] == inspector.spec.class_names
+    assert json.loads(meta["vqc.input_shape"]) == [1, 24, 24]
+    (images,) = model.graph.input
+    assert images.name == "images" and images.type.tensor_type.shape.dim[0].dim_param
+    assert [o.name for o in model.graph.output] == ["logits", "drift_scores"]
+    assert not list(exported.parent.glob(".*.tmp"))
+
+
+@pytest.mark.parametrize("n_normal,n_drift", [(4, 3), (1, 0)])  # exported with a batch of 2
+def test_onnx_runtime_matches_pytorch(inspector, exported, n_normal, n_drift):
+    images = inspector.normalise(_batch(n_normal, n_drift))
+    report = check_parity(inspector, exported, images)
+    assert report["images"] == n_normal + n_drift and report["decisions_differ"] == 0
+    assert report["logits_max_abs"] < 1e-4 and report["drift_scores_max_rel"] < 1e-4
+    result = OnnxInspector(exported)(images)
+    assert result.is_drift[n_normal:].all() and not result.is_drift[:n_normal].any()
+
+
+def test_per_lib_gaussians_and_thresholds_match(per_lib_inspector, per_lib_exported):
+    runtime = OnnxInspector(per_lib_exported)
+    assert runtime.gaussian_keys == [GLOBAL, *LIBS] and runtime.per_lib
+    images = per_lib_inspector.normalise(_batch(3, 2, 3))
+    libs = ["Die01", "Die02", "Die09", "Die01", "Die02", "Die02", "Die01", None]
+    report = check_parity(per_lib_inspector, per_lib_exported, images, libs)
+    assert report["gaussians"] == [GLOBAL, *LIBS] and report["drift_scores_max_rel"] < 1e-4
+    ours, theirs = runtime(images, libs), per_lib_inspector(images, libs)
+    assert torch.equal(ours.decision, theirs.decision)
+    torch.testing.assert_close(ours.drift_threshold, theirs.drift_threshold)
+    # a bright image is normal for Die02 but drift for Die01: the lib picks the Gaussian
+    assert not ours.is_drift[5] and ours.is_drift[6]
+    assert check_parity(per_lib_inspector, per_lib_exported, images)["decisions_differ"] == 0
+
+
+def test_torchscript_exporter_is_the_fallback(inspector, tmp_path, monkeypatch, caplog):
+    def fails(*args, **kwargs):
+        raise RuntimeError("no ONNX form for this operation")
+
+    monkeypatch.setattr(export_module, "_export_dynamo", fails)
+    path = export_onnx(inspector, tmp_path / "ts.onnx")
+    assert "no ONNX form" in caplog.text
+    assert OnnxInspector(path).exporter == "torchscript"
+    report = check_parity(inspector, path, inspector.normalise(_batch(3, 2)))
+    assert report["decisions_differ"] == 0
+
+    monkeypatch.setattr(export_module, "_export_torchscript", fails)
+    with pytest.raises(ConfigError, match=r"cannot be exported to ONNX.*no ONNX form"):
+        export_onnx(inspector, tmp_path / "none.onnx")
+    assert not (tmp_path / "none.onnx").exists()
+
+
+def test_a_mismatch_is_reported(inspector, exported):
+    changed = copy.deepcopy(inspector)
+    with torch.no_grad():
+        changed.classifier.head.fc.bias[0] += 0.01
+    with pytest.raises(DataError, match=r"does not match PyTorch: logits: \d+ value"):
+        check_parity(changed, exported, changed.normalise(_batch(2, 1)))
+    unchecked = check_parity(changed, exported, changed.normalise(_batch(2, 1)), atol=0.02)
+    assert unchecked["logits_max_abs"] == pytest.approx(0.01, rel=1e-3)
+
+
+def test_unexportable_inspectors_are_refused(inspector, tmp_path, monkeypatch):
+    separate = build_model("cnn", num_classes=2, in_channels=1, depth=3, width=8).eval()
+    detector = DriftDetector(ClassifierFeatures(separate, ("block1", "block2")), n_features=12)
+    detector.embedding, detector.gaussians = inspector.drift.embedding, inspector.drift.gaussians
+    unshared = Inspector(inspector.classifier, inspector.spec, detector)
+    with pytest.raises(ConfigError, match="shared backbone"):
+        export_onnx(unshared, tmp_path / "a.onnx")
+    monkeypatch.setattr(export_module, "MAX_BYTES", 1000)
+    with pytest.raises(ConfigError, match="2 GiB"):
+        export_onnx(inspector, tmp_path / "b.onnx")
+    assert not list(tmp_path.iterdir())
+
+
+def test_runtime_refuses_other_files(inspector, exported, tmp_path):
+    (tmp_path / "x.onnx").write_text("not a model")
+    with pytest.raises(DataError, match="not a readable ONNX model"):
+        OnnxInspector(tmp_path / "x.onnx")
+    with pytest.raises(DataError, match="ONNX model file not found"):
+        OnnxInspector(tmp_path / "missing.onnx")
+    plain = onnx.load(str(exported))
+    del plain.metadata_props[:]
+    onnx.save(plain, str(tmp_path / "plain.onnx"))
+    with pytest.raises(DataError, match="not an exported vqc inspector"):
+        OnnxInspector(tmp_path / "plain.onnx")
+    with pytest.raises(DataError, match="this model takes"):
+        OnnxInspector(exported)(torch.zeros(2, 1, 20, 24))
