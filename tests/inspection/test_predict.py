@@ -85,3 +85,19 @@ def test_missing_inspector_is_a_clear_error(tmp_path, capsys):
     assert predict_cli.main(["--inspector", str(tmp_path / "nope.safetensors"), "--images",
                              str(tmp_path / "images"), "--out", str(tmp_path / "o.csv")]) == 1
     assert "nope.safetensors: inspector file not found" in capsys.readouterr().err
+
+
+def test_a_torn_last_line_is_redone(artifact, tmp_path):
+    names = write_images(tmp_path / "images", 6, 2)
+    index, _ = _index(tmp_path / "images", names, tmp_path)
+    args = ["--inspector", str(artifact), "--images", str(tmp_path / "images"),
+            "--index", str(index), "--batch-size", "4"]
+    reference = tmp_path / "ref.csv"
+    assert predict_cli.main([*args, "--out", str(reference)]) == 0
+    out = tmp_path / "sub.csv"
+    partial = tmp_path / "sub.csv.partial.csv"
+    # a kill in the middle of writing the first batch: header, two rows, half a row
+    details = (tmp_path / "ref_details.csv").read_text().splitlines(keepends=True)
+    partial.write_text("".join(details[:3]) + details[3][:20])
+    assert predict_cli.main([*args, "--out", str(out)]) == 0
+    assert out.read_text() == reference.read_text()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -267,7 +268,22 @@ def print_decisions(console: Console, reports: dict[str, ScoreReport]) -> None:
     console.print(table)
 
 
+def check_out_folder(out: Path) -> None:
+    """Raise ``DataError`` when ``--out`` cannot be created or written to (checked before any
+    scoring, so a bad folder costs nothing and leaves nothing behind)."""
+    for existing in (out, *out.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise DataError(f"--out {out}: cannot create this folder: {existing} is a file, "
+                                "not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise DataError(f"--out {out}: folder {existing} is not writable")
+            return
+
+
 def run(args: argparse.Namespace, console: Console) -> int:
+    if args.out is not None:
+        check_out_folder(args.out)
     classes = resolve_classes(args.classes, args.good, args.open_set)
     cost = load_cost_matrix(args.matrix)
     scored = classes_for_matrix(classes, cost.shape[0])

@@ -9,6 +9,7 @@ leaves the exported file in place for inspection.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -73,22 +74,36 @@ def check_inputs(inspector: Inspector, folder: Path | None, index: Path | None, 
     return images, (libs if any(libs) else None)
 
 
+def out_folder(out: Path) -> None:
+    """Raise ``DataError`` when the folder of ``--out`` cannot be created or written to."""
+    for existing in (out.parent, *out.parent.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                raise DataError(f"--out {out}: cannot create its folder: {existing} is a file, "
+                                "not a folder")
+            if not os.access(existing, os.W_OK | os.X_OK):
+                raise DataError(f"--out {out}: folder {existing} is not writable")
+            return
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         from vqc.export.onnx import check_parity, export_onnx, gaussian_order
         from vqc.inspection.inspector import Inspector
 
+        out_folder(args.out)
         inspector = Inspector.load(args.inspector)
+        # the check images are read first: a bad one stops the run before anything is written
+        keys = gaussian_order(inspector.drift) if inspector.drift is not None else []
+        images, libs = check_inputs(inspector, args.check_images, args.check_index,
+                                    args.check_count, keys)
         path = export_onnx(inspector, args.out, batch_size_dynamic=args.static_batch is None,
                            opset=args.opset, batch_size=args.static_batch or 2)
         console.print(f"exported {args.inspector} -> {path} "
                       f"({path.stat().st_size / 2**20:.1f} MiB)")
-        keys = gaussian_order(inspector.drift) if inspector.drift is not None else []
-        images, libs = check_inputs(inspector, args.check_images, args.check_index,
-                                    args.check_count, keys)
         report = check_parity(inspector, path, images, libs, atol=args.atol, rtol=args.rtol)
-    except VqcError as err:
+    except (VqcError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
     source = "random" if args.check_images is None and args.check_index is None else "file"

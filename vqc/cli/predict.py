@@ -86,13 +86,23 @@ def read_index(images: Path, index: Path | None) -> pd.DataFrame:
     return frame
 
 
+def _cut_torn_line(partial: Path) -> None:
+    """A kill during a write can leave a last line cut short: drop it so the rerun redoes it."""
+    data = partial.read_bytes()
+    if data and not data.endswith(b"\n"):
+        with open(partial, "r+b") as handle:
+            handle.truncate(data.rfind(b"\n") + 1)
+
+
 def _partial_rows(partial: Path, columns: list[str]) -> pd.DataFrame:
     if not partial.is_file() or partial.stat().st_size == 0:
         return pd.DataFrame(columns=columns)
+    _cut_torn_line(partial)
     try:
         done = pd.read_csv(partial, dtype={"filename": str, "lib": str})
     except (pd.errors.ParserError, UnicodeDecodeError):
         return pd.DataFrame(columns=columns)  # unreadable: start over
+    done = done[pd.to_numeric(done.get("Label"), errors="coerce").notna()]
     return done.drop_duplicates("filename", keep="last")
 
 
@@ -127,7 +137,10 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
     model at ``onnx_path``.
     """
     details = details or out.with_name(f"{out.stem}_details{out.suffix or '.csv'}")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DataError(f"--out {out}: cannot create its folder ({err.strerror})") from err
     if not os.access(out.parent, os.W_OK):
         raise DataError(f"{out.parent}: output folder is not writable")
     inspector = load_model(inspector_path, onnx_path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import CONFIG_DIR
 from vqc.errors import VqcError
@@ -28,22 +29,96 @@ def _names() -> tuple[str, str | None]:
     return run_dir.name, None
 
 
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` cannot be created and written to, or ``None``."""
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                return f"{existing} is a file, not a folder"
+            if not os.access(existing, os.W_OK | os.X_OK):
+                return f"{existing} is not writable"
+            return None
+    return None
+
+
+def _folder_errors(argv: list[str]) -> str | None:
+    """Check the folders a run writes (its run or sweep folder, the image cache) before Hydra
+    creates them; a message naming the setting, or ``None`` when they are fine or unknown.
+
+    Only plain overrides (and ``-m``) are looked at; with any other flag, or when the config
+    does not compose, Hydra runs as usual and reports what it finds.
+    """
+    multirun = False
+    overrides = []
+    for arg in argv:
+        if arg in ("-m", "--multirun"):
+            multirun = True
+        elif arg.startswith("-"):
+            return None
+        else:
+            overrides.append(arg)
+    try:
+        from hydra import compose, initialize_config_dir
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+            cfg = compose("train", plain, return_hydra_config=True)
+        run_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+        folders = {run_key: OmegaConf.select(cfg, run_key),
+                   "paths.cache_dir": OmegaConf.select(cfg, "paths.cache_dir")}
+    except Exception:
+        return None
+    for key, folder in folders.items():
+        problem = _folder_problem(Path(str(folder))) if folder else None
+        if problem:
+            parent = "paths.output_dir" if key.startswith("hydra.") else "paths.data_dir"
+            return (f"{key}={folder}: cannot create this folder: {problem} (it lies under "
+                    f"{parent} unless {key} is set itself)")
+    return None
+
+
+def main() -> float | None:
+    """``python train.py [overrides]``: the output folders are checked, then Hydra runs."""
+    problem = _folder_errors(sys.argv[1:])
+    if problem:
+        print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
+        sys.exit(2)
+    return _hydra_main()
+
+
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
+def _hydra_main(cfg: DictConfig) -> float | None:
     warnings.filterwarnings("ignore", category=FutureWarning)
     # Lightning prints its own INFO lines; do not repeat them through Hydra's handlers.
     logging.getLogger("lightning.pytorch").propagate = False
     from vqc.cli.report import print_training_summary
+    from vqc.training.sweep import isolates_failures, record_failure
     from vqc.training.task import run_task
 
     run_name, group = _names()
+    multirun = HydraConfig.get().mode == RunMode.MULTIRUN
+    # In a sweep (with the SweepSummary callback), a failing job is recorded and the sweep goes
+    # on: the sweeper gets None, and the command exits non-zero at the end.
+    isolated = multirun and isolates_failures(HydraConfig.get())
     try:
         summary = run_task(cfg, run_name, group)
-    except VqcError as err:
+    except (VqcError, OSError) as err:
+        # OSError: a file or folder that cannot be read or written (the message names it)
         log.error("%s", err)
-        if HydraConfig.get().mode == RunMode.MULTIRUN:
+        if isolated:
+            return record_failure(err)
+        if multirun:
             raise
         sys.exit(2)
+    except Exception as err:
+        if not isolated:
+            raise
+        log.exception("job failed: %s", err)
+        return record_failure(err)
+    if summary.get("rank"):
+        return None  # another process of a distributed run: rank 0 reports
     print_training_summary(summary)
     return summary.get("metric")
 

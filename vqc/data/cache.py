@@ -4,7 +4,8 @@ Decoding, rotating, cropping and resizing happen once per image; every later epo
 reads a small ``.npy`` file instead. The key of an entry covers the file (absolute path, size,
 modification time) and the preprocessing fingerprint, so editing either invalidates it. Entries
 are written to a temporary file and renamed into place, so a killed build never leaves a
-corrupt entry behind.
+corrupt entry behind; an entry found unreadable all the same (empty or cut short, as a machine
+that lost power may leave it) is rebuilt.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ class ImageCache:
         if entry.is_file():
             try:
                 array = np.load(entry, allow_pickle=False)
-            except (OSError, ValueError):
+            except (OSError, ValueError, EOFError):
                 array = None  # unreadable entry (e.g. disk trouble): rebuild it below
             if array is not None:
                 self.stats.hits += 1

@@ -10,14 +10,16 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pandas as pd
+import torch
 from torch.utils.data import DataLoader
 
 from vqc.data.cache import ImageCache
 from vqc.data.classes import ClassSet
 from vqc.data.csvio import write_csv_atomic
 from vqc.data.dataset import (
+    EpochSampler,
     ImageDataset,
-    balanced_sampler,
+    balanced_weights,
     build_transform,
     default_workers,
     warm_cache,
@@ -178,15 +180,39 @@ class VqcDataModule(L.LightningDataModule):
                             self.train_transform if train else self.eval_transform)
 
     def _loader(self, dataset: ImageDataset, shuffle: bool, sampler: Any = None) -> DataLoader:
+        # A loader of its own generator: starting an epoch's iterator (which draws the
+        # workers' base seed) leaves the global random state, reseeded per epoch, alone.
         return DataLoader(dataset, batch_size=self.batch_size, shuffle=shuffle and sampler is None,
                           sampler=sampler, num_workers=self.num_workers,
                           pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0, drop_last=False)
+                          persistent_workers=self.num_workers > 0, drop_last=False,
+                          generator=torch.Generator().manual_seed(self.seed))
 
     def train_dataloader(self) -> DataLoader:
+        """Training batches drawn by an ``EpochSampler``: order, class balance and augmentations
+        of epoch ``e`` follow from ``(seed, e)`` alone, so a resumed run sees the same batches as
+        an uninterrupted one, whatever ``num_workers``."""
         dataset = self._dataset(self.train_frame, train=True)
-        sampler = balanced_sampler(dataset.codes, self.seed) if self.balanced else None
-        return self._loader(dataset, shuffle=True, sampler=sampler)
+        weights = balanced_weights(dataset.codes) if self.balanced else None
+        sampler = EpochSampler(len(dataset), self.seed, weights, epoch=self._next_epoch(),
+                               seeds=True)
+        return self._loader(dataset, shuffle=False, sampler=sampler)
+
+    def _next_epoch(self) -> int:
+        """The epoch the trainer starts next: the number it will pass to ``set_epoch``.
+
+        Worker processes draw their first batches when the loader's iterator is made, before
+        Lightning calls ``set_epoch``, so a resumed run's loader must start at the right epoch.
+        ``current_epoch`` is not it: restored from an end-of-epoch checkpoint it still reads the
+        finished epoch until the loop has started.
+        """
+        trainer = self.trainer
+        if trainer is None:
+            return 0
+        progress = getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None)
+        if progress is not None:
+            return int(progress.current.processed)
+        return int(trainer.current_epoch)
 
     def val_dataloader(self) -> DataLoader:
         return self._loader(self._dataset(self.val_frame, train=False), shuffle=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -12,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 from rich.progress import Progress
-from torch.utils.data import Dataset, WeightedRandomSampler
+from torch.utils.data import Dataset, Sampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
@@ -37,10 +38,23 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self._paths)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+        """Image ``i`` of the table; ``(i, seed)`` draws its augmentations from ``seed``.
+
+        A seeded draw (see ``EpochSampler``) does not touch the process's random state, so the
+        augmentations of an image depend on nothing but its seed: not on the worker that
+        loads it, nor on what that worker loaded before.
+        """
+        i, seed = item if isinstance(item, tuple) else (item, None)
         array = self.cache.get(self._paths[i], self._libs[i])
         image = tv_tensors.Image(torch.from_numpy(array))
-        return self.transform(image).as_subclass(torch.Tensor), int(self.codes[i])
+        if seed is None:
+            out = self.transform(image)
+        else:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                out = self.transform(image)
+        return out.as_subclass(torch.Tensor), int(self.codes[i])
 
 
 def frame_batches(frame: pd.DataFrame, cache: ImageCache,
@@ -64,13 +78,60 @@ def build_transform(augment: Sequence[Callable] = (), mean: Sequence[float] | No
     return v2.Compose(steps)
 
 
-def balanced_sampler(codes: np.ndarray, seed: int) -> WeightedRandomSampler:
-    """Draws every class equally often in expectation (weights 1 / class count)."""
+def epoch_seed(seed: int, epoch: int, *more: int) -> int:
+    """A 63-bit seed mixed from ``(seed, epoch, *more)``: the same in every process and run."""
+    key = ",".join(str(int(n)) for n in (seed, epoch, *more)).encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little") >> 1
+
+
+class EpochSampler(Sampler):
+    """The training draws of one epoch, a function of ``(seed, epoch)`` alone.
+
+    ``weights`` draws ``n`` indices with replacement in proportion to them (class-balanced
+    sampling); without, the epoch is a permutation of ``range(n)``. Because nothing carries over
+    from one epoch to the next, a run resumed at epoch ``e`` draws exactly what an
+    uninterrupted run draws there. Lightning calls ``set_epoch`` before each epoch; without a
+    call, each pass draws the next epoch. With ``seeds=True`` each draw is ``(index, seed)``,
+    the seed of that image's augmentations (see ``ImageDataset``), so augmentations depend on
+    ``(seed, epoch)`` only, whichever worker process applies them.
+    """
+
+    def __init__(self, n: int, seed: int, weights: torch.Tensor | None = None, epoch: int = 0,
+                 seeds: bool = False) -> None:
+        self.n, self.seed, self.epoch, self.seeds = n, int(seed), int(epoch), seeds
+        self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[int] | Iterator[tuple[int, int]]:
+        epoch, self.epoch = self.epoch, self.epoch + 1
+        generator = torch.Generator().manual_seed(epoch_seed(self.seed, epoch))
+        if self.weights is None:
+            order = torch.randperm(self.n, generator=generator)
+        else:
+            order = torch.multinomial(self.weights, self.n, replacement=True,
+                                      generator=generator)
+        if not self.seeds:
+            yield from order.tolist()
+            return
+        seeds = torch.randint(0, 2**62, (self.n,), generator=generator)
+        yield from zip(order.tolist(), seeds.tolist(), strict=True)
+
+
+def balanced_weights(codes: np.ndarray) -> torch.Tensor:
+    """Weights 1 / class count: every class is drawn equally often in expectation."""
     counts = np.bincount(codes)
-    weights = 1.0 / counts[codes]
-    generator = torch.Generator().manual_seed(seed)
-    return WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double),
-                                 num_samples=len(codes), replacement=True, generator=generator)
+    return torch.as_tensor(1.0 / counts[codes], dtype=torch.double)
+
+
+def balanced_sampler(codes: np.ndarray, seed: int, epoch: int = 0,
+                     seeds: bool = False) -> EpochSampler:
+    """Draws every class equally often in expectation (weights 1 / class count)."""
+    return EpochSampler(len(codes), seed, balanced_weights(codes), epoch=epoch, seeds=seeds)
 
 
 @dataclass

@@ -155,6 +155,9 @@ def build_index(source: SourceConfig, classes: ClassSet | None,
     if on_bad_image not in ("error", "skip"):
         raise ConfigError(f"data.on_bad_image={on_bad_image!r}: expected 'error' or 'skip'")
     train, test = load_tables(source)
+    name = _source_name(source)
+    if len(train) == 0:
+        raise DataError(f"{name}: the training set is empty (no training rows or images)")
     if classes is None:
         labels = list(train["label"]) + ([] if test is None else list(test["label"]))
         classes = infer_classes(labels, good, open_set)
@@ -174,7 +177,7 @@ def build_index(source: SourceConfig, classes: ClassSet | None,
         frames.append(frame)
     train, test = frames
     train = _without_open_set(train, classes)
-    _check_training_classes(train, classes)
+    _check_training_classes(train, classes, name)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     return DataIndex(classes=classes, train=train, test=test, skipped=skipped)
@@ -191,11 +194,18 @@ def _without_open_set(train: pd.DataFrame, classes: ClassSet) -> pd.DataFrame:
     return train[train["code"] != code].reset_index(drop=True)
 
 
-def _check_training_classes(train: pd.DataFrame, classes: ClassSet) -> None:
+def _source_name(source: SourceConfig) -> str:
+    """The file or folder that lists the training images, for messages."""
+    where = {"challenge": source.train_csv, "csv": source.csv, "folders": source.root}
+    return str(where.get(source.format) or "data")
+
+
+def _check_training_classes(train: pd.DataFrame, classes: ClassSet, name: str) -> None:
     if len(train) == 0:
-        raise DataError("the training set is empty")
+        raise DataError(f"{name}: the training set is empty (every training row was left "
+                        "out: open-set label or skipped image)")
     counts = np.bincount(train["code"].to_numpy(), minlength=len(classes))
     empty = [classes.names[c] for c in classes.trained_codes if counts[c] == 0]
     if empty:
-        raise DataError(f"class(es) {empty} have no training images; remove them from "
+        raise DataError(f"{name}: class(es) {empty} have no training images; remove them from "
                         "data.classes.names or add images")

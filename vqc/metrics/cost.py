@@ -163,16 +163,27 @@ def _read_npy(path: Path) -> np.ndarray:
         raise DataError(f"{path}: not a readable .npy array ({err})") from err
 
 
+def _is_number(cell: object) -> bool:
+    try:
+        float(str(cell))
+    except ValueError:
+        return False
+    return True
+
+
 def _read_matrix_csv(path: Path) -> np.ndarray:
     frame = read_csv(path, header=None, dtype=str)
     frame = frame.apply(lambda col: col.str.strip())
     numeric = frame.apply(pd.to_numeric, errors="coerce")
-    if len(frame) and numeric.iloc[0].isna().any():  # a header row of names
-        frame, numeric = frame.iloc[1:], numeric.iloc[1:]
-    if frame.shape[1] and numeric.iloc[:, 0].isna().all():  # a first column of names
-        frame, numeric = frame.iloc[:, 1:], numeric.iloc[:, 1:]
-    if numeric.isna().to_numpy().any():
-        rows, cols = np.nonzero(numeric.isna().to_numpy())
+    # A name is a cell that is not a number at all; "nan" or "inf" are numbers (refused later,
+    # with their position, by validate_cost_matrix).
+    names = frame.map(lambda cell: not _is_number(cell))
+    if len(frame) and names.iloc[0].any():  # a header row of names
+        frame, numeric, names = frame.iloc[1:], numeric.iloc[1:], names.iloc[1:]
+    if frame.shape[1] and names.iloc[:, 0].all():  # a first column of names
+        frame, numeric, names = frame.iloc[:, 1:], numeric.iloc[:, 1:], names.iloc[:, 1:]
+    if names.to_numpy().any():
+        rows, cols = np.nonzero(names.to_numpy())
         cells = [f"row {r + 1}, column {c + 1}" for r, c in zip(rows[:5], cols[:5], strict=True)]
         raise DataError(f"{path}: cost matrix has empty or non-numeric cells ({'; '.join(cells)})")
     return numeric.to_numpy(dtype=np.float64)

@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import logging
+import os
+import random
 from collections.abc import Callable
 from typing import Any
 
 import lightning as L
+import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
 from vqc.data.classes import ClassSet
+from vqc.data.dataset import epoch_seed
+from vqc.errors import ConfigError
 from vqc.metrics import ScoringMetrics, TemperatureScaler, compare_decisions, decide, sub_matrix
 from vqc.training.figures import FigureSink
 
@@ -24,6 +30,19 @@ class ClassifierModule(L.LightningModule):
     classifier's outputs are the trained classes, whose codes are ``classes.trained_codes``.
     ``decision`` is how scores become a class: ``argmax`` or the ``bayes`` rule (least expected
     cost). On test, a temperature is fitted on validation logits and both rules are reported.
+
+    Numerical faults: a non-finite training loss stops training with a ``FloatingPointError``
+    naming the epoch and batch (``nan_policy="stop"``) or skips that batch (``"skip"``: no
+    optimiser update, counted in ``skipped_batches`` and logged as ``train/skipped_batches``).
+    A non-finite validation loss or output stops training too under ``"stop"``; under
+    ``"skip"`` every validation figure of that epoch is logged as NaN. A non-finite monitored
+    figure is never taken as the best checkpoint (see ``refuse_non_finite_best``).
+
+    Resuming: Lightning restores weights, optimiser, scheduler, loop and callback states; the
+    random state is not saved but rebuilt: each training epoch reseeds the global generators
+    (dropout) from ``(seed, epoch, rank)`` and the data module's ``EpochSampler`` draws the
+    order and every image's augmentation seed from ``(seed, epoch)``, so a run resumed at epoch
+    ``e`` continues as if it had never stopped.
     """
 
     def __init__(
@@ -51,7 +70,11 @@ class ClassifierModule(L.LightningModule):
         self.lr, self.backbone_lr_factor = lr, backbone_lr_factor
         self.decision = decision
         self.channels_last = channels_last
+        if nan_policy not in ("stop", "skip"):
+            raise ConfigError(f"module.nan_policy={nan_policy!r}: expected 'stop' or 'skip'")
         self.nan_policy = nan_policy
+        self.skipped_batches = 0
+        self._val_non_finite: int | None = None  # first validation batch with nan/inf, if any
         self.figures = figures or FigureSink()
         self.trained_codes = classes.trained_codes
         self.register_buffer("cost", torch.as_tensor(cost, dtype=torch.float64), persistent=False)
@@ -94,6 +117,9 @@ class ClassifierModule(L.LightningModule):
                        f"batch {batch_idx}")
             if self.nan_policy == "skip":
                 log.warning("%s: batch skipped (module.nan_policy=skip)", message)
+                self.skipped_batches += 1
+                self.log("train/skipped_batches", 1.0, on_step=False, on_epoch=True,
+                         reduce_fx="sum", batch_size=1)
                 return None
             raise FloatingPointError(f"{message}; lower the learning rate, or set "
                                      "module.nan_policy=skip to skip such batches")
@@ -106,17 +132,41 @@ class ClassifierModule(L.LightningModule):
         images, target = batch
         logits, features = self._logits_and_embeddings(images)
         loss = self.loss_fn(logits, target)
+        if not (torch.isfinite(loss) and torch.isfinite(logits).all()):
+            self._non_finite_validation(loss, batch_idx)
         self.log("val/loss", loss, on_epoch=True, batch_size=len(target), sync_dist=True)
         self.val_metrics.update(self.decide(logits), target)
         self._val_outputs.append((logits.detach().float().cpu(), target.cpu(),
                                   features.detach().float().cpu()))
 
+    def _non_finite_validation(self, loss: Tensor, batch_idx: int) -> None:
+        where = f"epoch {self.current_epoch}, batch {batch_idx}"
+        if self.nan_policy == "stop":
+            raise FloatingPointError(
+                f"non-finite validation loss or output ({loss.item()}) at {where}: the weights "
+                "have diverged; lower the learning rate, or set module.nan_policy=skip to go on "
+                "without selecting such epochs as best")
+        if self._val_non_finite is None:
+            self._val_non_finite = batch_idx
+
+    def on_validation_epoch_start(self) -> None:
+        self._val_non_finite = None
+
     def on_validation_epoch_end(self) -> None:
         scalars = self.val_metrics.compute()
+        # Any rank's fault spoils the epoch on every rank, so that they all log the same.
+        non_finite = self.trainer.strategy.reduce_boolean_decision(
+            self._val_non_finite is not None, all=False)
+        if non_finite:
+            scalars = {k: torch.full_like(v.float(), float("nan")) for k, v in scalars.items()}
+            if not self.trainer.sanity_checking:
+                log.warning("epoch %d: non-finite validation loss or output (first at batch "
+                            "%s); its validation figures are NaN and it cannot be the best "
+                            "checkpoint", self.current_epoch, self._val_non_finite)
         pwa = scalars.pop("val/pwa").float()
         self.log_dict({k: v.float() for k, v in scalars.items()})
         self.log("val/pwa", pwa, prog_bar=True)
-        if self.trainer.sanity_checking:
+        if self.trainer.sanity_checking or non_finite:
             self.val_metrics.reset()
             self._val_outputs.clear()
             return
@@ -148,7 +198,13 @@ class ClassifierModule(L.LightningModule):
                 logits.append(self(images.to(self.device)).float().cpu())
                 targets.append(target)
         self.train(was_training)
-        self.temperature.fit(torch.cat(logits), torch.cat(targets))
+        logits = torch.cat(logits)
+        if not torch.isfinite(logits).all():
+            raise FloatingPointError(
+                "the model's validation outputs are not finite: its weights have diverged "
+                "(and no epoch had finite validation figures to be the best checkpoint); "
+                "nothing to calibrate or test: lower the learning rate")
+        self.temperature.fit(logits, torch.cat(targets))
         log.info("temperature fitted on validation: %.3f", self.temperature.temperature)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
@@ -182,6 +238,29 @@ class ClassifierModule(L.LightningModule):
         self._test_outputs.clear()
         self._misclassified.clear()
 
+    # -- fit ------------------------------------------------------------------------------------
+    def on_fit_start(self) -> None:
+        for callback in self.trainer.checkpoint_callbacks:
+            refuse_non_finite_best(callback)
+
+    def on_train_epoch_start(self) -> None:
+        """Reseed the global generators (dropout, any augmentation drawn outside the data set)
+        from ``(seed, epoch, rank)``: epoch ``e`` draws the same whether or not the run was
+        resumed, since checkpoints do not hold the random state."""
+        seed = self._run_seed()
+        if seed is None:
+            return
+        value = epoch_seed(seed, self.current_epoch, self.global_rank)
+        torch.manual_seed(value)
+        np.random.seed(value % 2**32)
+        random.seed(value)
+
+    def _run_seed(self) -> int | None:
+        seed = getattr(getattr(self.trainer, "datamodule", None), "seed", None)
+        if seed is None:
+            seed = os.environ.get("PL_GLOBAL_SEED")  # set by lightning.seed_everything
+        return None if seed is None else int(seed)
+
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         groups = self.model.param_groups(self.lr, self.backbone_lr_factor)
@@ -197,3 +276,28 @@ class ClassifierModule(L.LightningModule):
                              "open_set": self.classes.open_set, "good": self.classes.good,
                              "model": getattr(self.model, "name", type(self.model).__name__),
                              "temperature": float(self.temperature.temperature)}
+
+
+def refuse_non_finite_best(checkpoint: Any) -> None:
+    """Make a monitoring ``ModelCheckpoint`` pass over non-finite values instead of saving them.
+
+    Lightning turns a NaN score into -inf (mode ``max``) or +inf (``min``) but still saves it as
+    the best while it holds fewer than ``save_top_k`` checkpoints, so a diverged first epoch
+    would become the best checkpoint: the model that is tested and shipped. With this guard such
+    an epoch is never saved as best; the best is the best finite epoch, or there is none.
+    """
+    if (not isinstance(checkpoint, ModelCheckpoint) or checkpoint.monitor is None
+            or getattr(checkpoint, "_refuses_non_finite", False)):
+        return
+    check = checkpoint.check_monitor_top_k
+
+    def check_finite(trainer: L.Trainer, current: Tensor | None = None) -> bool:
+        if current is not None and not bool(torch.isfinite(torch.as_tensor(current)).all()):
+            log.warning("epoch %s: %s = %s is not finite; not a candidate for the best "
+                        "checkpoint", getattr(trainer, "current_epoch", "?"), checkpoint.monitor,
+                        float(current))
+            return False
+        return check(trainer, current)
+
+    checkpoint.check_monitor_top_k = check_finite
+    checkpoint._refuses_non_finite = True

@@ -6,6 +6,8 @@ import json
 import logging
 import math
 import os
+import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from vqc.inspection.inspector import InspectorSpec
 from vqc.metrics import load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
+from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.figures import FigureSink
 from vqc.training.loggers import build_loggers, finish_wandb
 from vqc.training.losses import build_loss
@@ -69,20 +72,60 @@ def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> Class
     )
 
 
-def _resume_path(cfg: DictConfig, run_dir: Path) -> str | None:
+def _resume_path(cfg: DictConfig, run_dir: Path, module: ClassifierModule) -> str | None:
+    """The checkpoint to resume from (``ckpt_path``), checked to be one of this very model."""
     ckpt = cfg.get("ckpt_path")
     if not ckpt:
         return None
     if ckpt == "last":
         last = run_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            log.info("resuming from %s", last)
-            return str(last)
-        log.info("no %s yet: starting from scratch", last)
-        return None
-    if not Path(ckpt).is_file():
+        if not last.is_file():
+            log.info("no %s yet: starting from scratch", last)
+            return None
+        log.info("resuming from %s", last)
+        ckpt = str(last)
+    elif not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: file not found")
+    _check_checkpoint(str(ckpt), module, cfg)
     return str(ckpt)
+
+
+def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig) -> None:
+    """Refuse, with a message naming the file, a checkpoint that is unreadable without
+    unpickling objects, or whose weights are not those of the configured model."""
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"ckpt_path={path}: not a checkpoint (a file written by torch.save)")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        if "Weights only load failed" in str(err):
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            what = f" such as {found.group(1)}" if found else ""
+            raise ConfigError(f"ckpt_path={path}: refused: it holds objects{what} besides "
+                              "tensors and plain values, and checkpoints are never "
+                              "unpickled") from err
+        lines = str(err).strip().splitlines()
+        reason = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+        raise ConfigError(f"ckpt_path={path}: not a readable checkpoint ({reason})") from err
+    state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
+    if not isinstance(state, dict):
+        raise ConfigError(f"ckpt_path={path}: not a training checkpoint (no state_dict)")
+    ours = module.state_dict()
+    missing = sorted(set(ours) - set(state))
+    unexpected = sorted(set(state) - set(ours))
+    shapes = [f"{key} {tuple(getattr(state[key], 'shape', ()))} in the file, "
+              f"{tuple(ours[key].shape)} here"
+              for key in sorted(set(ours) & set(state))
+              if tuple(getattr(state[key], "shape", ())) != tuple(ours[key].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"{what} ({', '.join(keys[:3])}{', ...' if len(keys) > 3 else ''})"
+                 for what, keys in (("missing keys", missing), ("unexpected keys", unexpected),
+                                    ("other shapes", shapes)) if keys]
+        raise ConfigError(
+            f"ckpt_path={path}: a checkpoint of another model or data set than this run's "
+            f"(model={cfg.model.name}, {len(module.classes.trained_codes)} trained classes): "
+            + "; ".join(parts)
+        )
 
 
 def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> dict[str, Any]:
@@ -91,28 +134,37 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
     datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
-    datamodule.prepare_data()
+    if local_rank() == 0:  # other processes of a distributed run find the data prepared
+        datamodule.prepare_data()
     datamodule.setup()
     figures = FigureSink(out_dir=str(run_dir / "figures") if cfg.figures.enabled else None,
                          every_n_epochs=int(cfg.figures.every_n_epochs),
                          tsne=bool(cfg.figures.tsne))
     module = build_module(cfg, datamodule, figures)
+    resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    check_launch(trainer)
+    if trainer.global_rank != 0:
+        figures.out_dir = None  # pictures from rank 0 only
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
-    trainer.fit(module, datamodule=datamodule, ckpt_path=_resume_path(cfg, run_dir),
-                weights_only=True)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    tester = trainer
+    if trainer.world_size > 1:  # test, inspector and files on rank 0, in one process
+        tester = rank_zero_tester(trainer, cfg.trainer, loggers)
+        if tester is None:
+            return {"run_dir": str(run_dir), "rank": trainer.global_rank}
     summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch}
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
     if cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame):
-        trainer.test(module, datamodule=datamodule, ckpt_path=best or None,
-                     weights_only=True, verbose=False)
+        tester.test(module, datamodule=datamodule, ckpt_path=best or None,
+                    weights_only=True, verbose=False)
         summary["test"] = module.test_report.to_dict()
         summary["test_decisions"] = {rule: {"pwa": r.pwa, "escapes": r.escapes,
                                             "macro_recall": r.macro_recall}
@@ -123,6 +175,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
+    if summary["metric"] is None and tester is not trainer:
+        summary["metric"] = _metric(tester, metric_name, None)
     summary["wandb_dir"] = _wandb_dir(loggers)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
