@@ -6,12 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from tests.inspection.conftest import CLASSES, make_inspector, normal_image
+from tests.inspection.conftest import make_inspector, normal_image, tiny_model_and_spec
 from vqc.drift import DriftThreshold
 from vqc.export import export_onnx
-from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
-from vqc.metrics import official_cost_matrix
-from vqc.models import build_model
+from vqc.inspection.inspector import Inspector, shared_drift_detector
 
 LIBS = ("Die01", "Die02")
 
@@ -23,16 +21,7 @@ def bright_image(rng: np.random.Generator, size: int = 24) -> np.ndarray:
 def make_per_lib_inspector(seed: int = 3) -> Inspector:
     """Per-lib Gaussians (Die01 images darker than Die02's), per-lib thresholds, and the
     optional upsampling and smoothing of the distance map."""
-    torch.manual_seed(seed)
-    model = build_model("cnn", num_classes=6, in_channels=1, depth=3, width=8).eval()
-    spec = InspectorSpec(
-        class_names=CLASSES, open_set="Drift", good="GOOD",
-        model={"name": "cnn", "num_classes": 6, "in_channels": 1, "dropout": 0.0, "depth": 3,
-               "width": 8, "source": "timm"},
-        preprocess={"size": [24, 24], "mode": "L", "rotate_crop": {}},
-        mean=[0.4], std=[0.2], decision="bayes", cost_matrix=official_cost_matrix().tolist(),
-        temperature=1.2,
-    )
+    model, spec = tiny_model_and_spec(seed, mean=[0.4], std=[0.2], temperature=1.2)
     drift = shared_drift_detector(model, layers=("block1", "block2"), n_features=12,
                                   fit_on="per_lib", sigma=1.0, upsample=True)
     rng = np.random.default_rng(seed)

@@ -10,7 +10,7 @@ from PIL import Image
 from vqc.drift import DriftThreshold
 from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
 from vqc.metrics import official_cost_matrix
-from vqc.models import build_model
+from vqc.models import Classifier, build_model
 
 CLASSES = ["GOOD", "Boucle plate", "Lift-off blanc", "Lift-off noir", "Missing",
            "Short circuit MOS", "Drift"]
@@ -26,16 +26,22 @@ def anomalous_image(rng: np.random.Generator, size: int = 24) -> np.ndarray:
     return image
 
 
-def make_inspector(seed: int = 0) -> Inspector:
+def tiny_model_and_spec(seed: int, **spec: object) -> tuple[Classifier, InspectorSpec]:
+    """A random-init 3-block CNN over 24x24 gray images and its spec (``spec`` overrides)."""
     torch.manual_seed(seed)
     model = build_model("cnn", num_classes=6, in_channels=1, depth=3, width=8).eval()
-    spec = InspectorSpec(
-        class_names=CLASSES, open_set="Drift", good="GOOD",
-        model={"name": "cnn", "num_classes": 6, "in_channels": 1, "dropout": 0.0, "depth": 3,
-               "width": 8, "source": "timm"},
-        preprocess={"size": [24, 24], "mode": "L", "rotate_crop": {}},
-        decision="bayes", cost_matrix=official_cost_matrix().tolist(), temperature=1.5,
-    )
+    fields = {
+        "class_names": CLASSES, "open_set": "Drift", "good": "GOOD",
+        "model": {"name": "cnn", "num_classes": 6, "in_channels": 1, "dropout": 0.0, "depth": 3,
+                  "width": 8, "source": "timm"},
+        "preprocess": {"size": [24, 24], "mode": "L", "rotate_crop": {}},
+        "decision": "bayes", "cost_matrix": official_cost_matrix().tolist(),
+    }
+    return model, InspectorSpec(**(fields | spec))
+
+
+def make_inspector(seed: int = 0) -> Inspector:
+    model, spec = tiny_model_and_spec(seed, temperature=1.5)
     drift = shared_drift_detector(model, layers=("block1", "block2"), n_features=12)
     rng = np.random.default_rng(seed)
     images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(64)]))[:, None]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from vqc.data.classes import ClassSet
-from vqc.data.csvio import csv_row, read_csv, write_atomic
+from vqc.data.csvio import csv_row, folder_problem, read_csv, write_atomic
 from vqc.errors import ConfigError, DataError, VqcError
 from vqc.metrics.cost import NAMED_MATRICES, load_cost_matrix
 from vqc.metrics.report import (
@@ -271,14 +270,9 @@ def print_decisions(console: Console, reports: dict[str, ScoreReport]) -> None:
 def check_out_folder(out: Path) -> None:
     """Raise ``DataError`` when ``--out`` cannot be created or written to (checked before any
     scoring, so a bad folder costs nothing and leaves nothing behind)."""
-    for existing in (out, *out.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                raise DataError(f"--out {out}: cannot create this folder: {existing} is a file, "
-                                "not a folder")
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise DataError(f"--out {out}: folder {existing} is not writable")
-            return
+    problem = folder_problem(out)
+    if problem:
+        raise DataError(f"--out {out}: cannot create this folder: {problem}")
 
 
 def run(args: argparse.Namespace, console: Console) -> int:

@@ -9,7 +9,6 @@ leaves the exported file in place for inspection.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 import torch
 from rich.console import Console
 
+from vqc.data.csvio import folder_problem
 from vqc.errors import DataError, VqcError
 
 if TYPE_CHECKING:
@@ -76,14 +76,9 @@ def check_inputs(inspector: Inspector, folder: Path | None, index: Path | None, 
 
 def out_folder(out: Path) -> None:
     """Raise ``DataError`` when the folder of ``--out`` cannot be created or written to."""
-    for existing in (out.parent, *out.parent.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                raise DataError(f"--out {out}: cannot create its folder: {existing} is a file, "
-                                "not a folder")
-            if not os.access(existing, os.W_OK | os.X_OK):
-                raise DataError(f"--out {out}: folder {existing} is not writable")
-            return
+    problem = folder_problem(out.parent)
+    if problem:
+        raise DataError(f"--out {out}: cannot create its folder: {problem}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

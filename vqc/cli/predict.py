@@ -26,7 +26,7 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
-from vqc.data.csvio import read_csv, write_csv_atomic
+from vqc.data.csvio import folder_problem, read_csv, write_csv_atomic
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
 
@@ -137,12 +137,10 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
     model at ``onnx_path``.
     """
     details = details or out.with_name(f"{out.stem}_details{out.suffix or '.csv'}")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise DataError(f"--out {out}: cannot create its folder ({err.strerror})") from err
-    if not os.access(out.parent, os.W_OK):
-        raise DataError(f"{out.parent}: output folder is not writable")
+    problem = folder_problem(out.parent)
+    if problem:
+        raise DataError(f"--out {out}: cannot create its folder: {problem}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     inspector = load_model(inspector_path, onnx_path)
     classes = inspector.classes
     rows = read_index(images, index)

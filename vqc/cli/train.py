@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import CONFIG_DIR
+from vqc.data.csvio import folder_problem
 from vqc.errors import VqcError
 
 log = logging.getLogger("vqc")
@@ -27,18 +27,6 @@ def _names() -> tuple[str, str | None]:
         overrides = hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"
         return overrides, f"sweep-{Path(hydra_cfg.sweep.dir).name}"
     return run_dir.name, None
-
-
-def _folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` cannot be created and written to, or ``None``."""
-    for existing in (folder, *folder.parents):
-        if existing.exists():
-            if not existing.is_dir():
-                return f"{existing} is a file, not a folder"
-            if not os.access(existing, os.W_OK | os.X_OK):
-                return f"{existing} is not writable"
-            return None
-    return None
 
 
 def _folder_errors(argv: list[str]) -> str | None:
@@ -71,7 +59,7 @@ def _folder_errors(argv: list[str]) -> str | None:
     except Exception:
         return None
     for key, folder in folders.items():
-        problem = _folder_problem(Path(str(folder))) if folder else None
+        problem = folder_problem(str(folder)) if folder else None
         if problem:
             parent = "paths.output_dir" if key.startswith("hydra.") else "paths.data_dir"
             return (f"{key}={folder}: cannot create this folder: {problem} (it lies under "

@@ -13,12 +13,12 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from vqc.data.csvio import write_atomic
 from vqc.data.preprocess import Preprocessor
 
 
@@ -68,14 +68,7 @@ class ImageCache:
         return array
 
     def _store(self, entry: Path, array: np.ndarray) -> None:
-        entry.parent.mkdir(parents=True, exist_ok=True)
         buffer = io.BytesIO()
         np.save(buffer, array, allow_pickle=False)
-        fd, tmp = tempfile.mkstemp(dir=entry.parent, prefix=".", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(buffer.getvalue())
-            os.replace(tmp, entry)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        # Rebuildable, and an empty or torn entry is rebuilt on read: no fsync per image.
+        write_atomic(entry, buffer.getvalue(), fsync=False)

@@ -43,8 +43,26 @@ def csv_row(index: int) -> int:
     return int(index) + 2
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
-    """Write ``data`` to ``path`` through a temporary file and a rename: never a partial file."""
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot be created and written to (its first existing ancestor is a file,
+    or not writable), or ``None``. Checked before work starts, so nothing is left behind."""
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                return f"{existing} is a file, not a folder"
+            if not os.access(existing, os.W_OK | os.X_OK):
+                return f"{existing} is not writable"
+            return None
+    return None
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a partial file.
+
+    ``fsync=False`` skips flushing to the disk: still safe against a killed process (the rename
+    happens after the whole write), not against a power loss; for many small, rebuildable files.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode() if isinstance(data, str) else data
@@ -52,8 +70,9 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str) -> Path:
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

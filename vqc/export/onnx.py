@@ -25,7 +25,6 @@ import copy
 import json
 import logging
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from vqc.data.csvio import write_atomic
 from vqc.drift import GLOBAL, DriftDetector
 from vqc.drift.features import forward_with_maps, upsample_nearest
 from vqc.drift.gaussian import mahalanobis
@@ -241,19 +241,7 @@ def export_onnx(
         entry.key, entry.value = key, value
     proto.doc_string = "vqc inspector: images -> logits" + (
         ", drift scores per Gaussian" if graph.with_drift else "")
-    data = proto.SerializeToString()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return write_atomic(path, proto.SerializeToString())
 
 
 # -- parity ---------------------------------------------------------------------------------

@@ -181,12 +181,9 @@ class ClassifierModule(L.LightningModule):
 
     # -- test -----------------------------------------------------------------------------------
     def on_test_epoch_start(self) -> None:
-        self._fit_temperature()
+        self.fit_temperature(getattr(self.trainer, "datamodule", None))
 
-    def _fit_temperature(self) -> None:
-        self._fit_temperature_from(getattr(self.trainer, "datamodule", None))
-
-    def _fit_temperature_from(self, datamodule: Any) -> None:
+    def fit_temperature(self, datamodule: Any) -> None:
         """Calibrate on validation logits so that the Bayes rule reads probabilities."""
         if datamodule is None or datamodule.val_frame is None or len(datamodule.val_frame) == 0:
             return

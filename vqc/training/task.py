@@ -162,7 +162,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
-    if cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame):
+    tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
+    if tested:
         tester.test(module, datamodule=datamodule, ckpt_path=best or None,
                     weights_only=True, verbose=False)
         summary["test"] = module.test_report.to_dict()
@@ -171,7 +172,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
                                      for rule, r in module.test_decisions.items()}
         write_atomic(run_dir / "test_report.md", module.test_report.to_markdown("Test"))
     if cfg.get("inspector", True):
-        summary.update(build_inspector(cfg, module, datamodule, best, run_dir))
+        summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
@@ -198,12 +199,17 @@ def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -
 
 
 def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
-                    best: str | None, run_dir: Path) -> dict[str, Any]:
-    """Fit drift on the best weights, score the whole pipeline on test, save the artifact."""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    module._fit_temperature_from(datamodule)  # the checkpoint holds the uncalibrated value
+                    best: str | None, run_dir: Path, tested: bool = False) -> dict[str, Any]:
+    """Fit drift on the best weights, score the whole pipeline on test, save the artifact.
+
+    ``tested``: the module already holds the best weights and the temperature fitted on
+    validation (testing loads and calibrates them); otherwise they are loaded and fitted here.
+    """
+    if not tested:
+        if best:
+            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+            module.load_state_dict(state)
+        module.fit_temperature(datamodule)  # the checkpoint holds the uncalibrated value
     model = module.model._orig_mod if hasattr(module.model, "_orig_mod") else module.model
     model = model.cpu().eval()
     drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
