@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 export HF_HUB_OFFLINE ?= 1
 export WANDB_MODE ?= offline
 
-.PHONY: install demo test test-slow lint format clean distclean
+.PHONY: install demo test test-slow bench bench-quick lint format clean distclean
 
 install: $(STAMP)
 
@@ -29,6 +29,14 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) || test $$? -eq 5  # 5: none selected
+
+# Benchmarks (not part of the tests): write docs/BENCHMARKS.md. BENCH_ARGS="--only inspection"
+# runs one; "--device cuda" on a GPU machine. The full run takes about an hour on 2 cores.
+bench: $(STAMP)
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP)
+	$(BIN)/python -m bench.run --quick $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

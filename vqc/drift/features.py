@@ -145,7 +145,11 @@ class PadimEmbedding:
         for name, local in self._split:
             if len(local) == 0:
                 continue
-            selected = torch.index_select(maps[name], 1, local.to(maps[name].device))
+            device = maps[name].device
+            if local.device != device:  # moved once, not at every call
+                local = local.to(device)
+                self._split = [(n, local if n == name else ids) for n, ids in self._split]
+            selected = torch.index_select(maps[name], 1, local)
             parts.append(upsample_nearest(selected, size))
         return torch.cat(parts, dim=1)
 

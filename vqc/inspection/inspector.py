@@ -149,7 +149,9 @@ class Inspector(torch.nn.Module):
         self.classes = spec.classes
         self.drift = drift
         self.preprocessor = build_preprocessor(spec)
-        self.register_buffer("trained_cost", trained_cost_of(spec), persistent=False)
+        # The decision is taken on the CPU: a handful of (B, K) operations cost less there than
+        # their kernel launches and transfers on an accelerator.
+        self.trained_cost = trained_cost_of(spec)
         if drift is not None and self.classes.open_set_code is None:
             raise ConfigError("a drift detector needs an open-set class (data.classes.open_set)")
 
@@ -186,6 +188,11 @@ class Inspector(torch.nn.Module):
             logits = self.classifier(images)
             if self.drift is not None:
                 drift_score = self.drift.score(images, libs, image_size=tuple(images.shape[-2:]))
+        if drift_score is None:
+            logits = logits.cpu()
+        else:  # one transfer from the device for both
+            both = torch.cat([logits.float(), drift_score.float()[:, None]], dim=1).cpu()
+            logits, drift_score = both[:, :-1], both[:, -1]
         return decide_from(logits, drift_score, libs, self.spec,
                            None if self.drift is None else self.drift.threshold,
                            self.trained_cost)

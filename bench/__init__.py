@@ -1,0 +1,1 @@
+"""vqc benchmarks: ``python -m bench.run`` (``make bench``) writes ``docs/BENCHMARKS.md``."""

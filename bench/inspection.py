@@ -1,0 +1,153 @@
+"""Inspection throughput: preprocessed images in, decisions out, batch 32.
+
+For each vqc inspector (classifier + PaDiM on its own feature maps + least-cost decision) it
+times, interleaved in one loop so that a shared machine's load falls on all alike:
+
+* the bare classifier forward (the floor any inspector pays),
+* the whole :class:`~vqc.inspection.inspector.Inspector` (normalisation, one backbone pass,
+  drift scores, calibrated probabilities, decision),
+* the same inspector exported to ONNX and run by ONNX Runtime (CPU only),
+* the official two-network pipeline (:mod:`bench.official`: ``resnest50d`` at 224 px plus
+  PaDiM on ``wide_resnet50_2`` at 128 px) on the same images.
+
+Weights are random: throughput does not depend on their values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.common import Result, log, measure_side_by_side, per_item, ratio
+from vqc.drift import DriftThreshold
+from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
+from vqc.metrics import official_cost_matrix
+from vqc.models import build_model
+
+CLASSES = ["GOOD", "Boucle plate", "Lift-off blanc", "Lift-off noir", "Missing",
+           "Short circuit MOS", "Drift"]
+#: The challenge's strips after the official rotate+crop, at vqc's default size (height, width).
+STRIP = (224, 64)
+BATCH = 32
+
+
+@dataclass(frozen=True)
+class InspectorCase:
+    """A vqc inspector configuration to time."""
+
+    label: str
+    model: dict[str, Any]
+    drift_layers: tuple[str, ...]
+    n_features: int = 100
+
+
+CASES = (
+    InspectorCase("CNN, 5 blocks", {"name": "cnn", "depth": 5, "width": 32},
+                  ("block2", "block3", "block4")),
+    InspectorCase("ResNet-18", {"name": "resnet18"}, ("layer1", "layer2", "layer3")),
+    InspectorCase("ResNet-50", {"name": "resnet50"}, ("layer1", "layer2", "layer3")),
+)
+
+
+def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_images: int = 64,
+                    device: str = "cpu", seed: int = 0) -> Inspector:
+    """A random-weight inspector with a PaDiM detector fitted on random strips."""
+    torch.manual_seed(seed)
+    model_args = {"num_classes": 6, "in_channels": 1, "dropout": 0.0, "source": "timm",
+                  **case.model}
+    classifier = build_model(**model_args).eval()
+    spec = InspectorSpec(class_names=CLASSES, open_set="Drift", good="GOOD", model=model_args,
+                         preprocess={"size": list(size), "mode": "L", "rotate_crop": {}},
+                         decision="bayes", cost_matrix=official_cost_matrix().tolist())
+    drift = shared_drift_detector(classifier, layers=case.drift_layers,
+                                  n_features=case.n_features)
+    generator = torch.Generator().manual_seed(seed)
+    images = torch.rand(fit_images, 1, *size, generator=generator)
+    drift.fit([(images[i:i + BATCH], torch.zeros(len(images[i:i + BATCH]), dtype=torch.long))
+               for i in range(0, fit_images, BATCH)])
+    scores = drift.score(images)
+    drift.threshold = DriftThreshold(threshold=float(scores.max()))
+    inspector = Inspector(classifier, spec, drift).to(device)
+    drift.to(device)
+    return inspector
+
+
+def contenders(case: InspectorCase, batch: torch.Tensor, device: str, onnx_dir: Path | None
+               ) -> dict[str, Callable[[], Any]]:
+    """The functions timed for one inspector: bare forward, inspector, ONNX Runtime."""
+    inspector = build_inspector(case, device=device)
+    classifier = inspector.classifier
+
+    def bare() -> torch.Tensor:
+        with torch.inference_mode():
+            return classifier(inspector.normalise(batch).to(device))
+
+    def whole() -> Any:
+        return inspector(inspector.normalise(batch))
+
+    fns: dict[str, Callable[[], Any]] = {"bare": bare, "inspector": whole}
+    if onnx_dir is not None:
+        from vqc.export import OnnxInspector, export_onnx
+
+        path = export_onnx(inspector, onnx_dir / f"{case.model['name']}.onnx")
+        runtime = OnnxInspector(path)
+        fns["onnx"] = lambda: runtime(runtime.normalise(batch))
+    return fns
+
+
+def run(quick: bool, device: str = "cpu") -> Result:
+    """Time every case and the official pipeline side by side; save and return the result."""
+    from bench.official import build_official
+
+    cuda = torch.device(device).type == "cuda"
+    repeats = (3 if quick else 7) if not cuda else (10 if quick else 30)
+    warmup = 1 if not cuda else 5
+    generator = torch.Generator().manual_seed(1)
+    batch = torch.randint(0, 256, (BATCH, 1, *STRIP), generator=generator, dtype=torch.uint8)
+    fns: dict[str, Callable[[], Any]] = {}
+    log("building the official pipeline (resnest50d + wide_resnet50_2 PaDiM)")
+    official = build_official(device=device)
+    fns["official"] = lambda: official(batch.to(device).float() / 255)
+    with tempfile.TemporaryDirectory() as tmp:
+        for case in CASES:
+            log(f"building the {case.label} inspector")
+            for name, fn in contenders(case, batch, device, None if cuda else Path(tmp)).items():
+                fns[f"{case.label}|{name}"] = fn
+        log(f"timing {len(fns)} functions x {repeats} rounds, batch {BATCH}")
+        times = measure_side_by_side(fns, repeats=repeats, warmup=warmup, device=device)
+    rows = []
+    for case in CASES:
+        bare, whole = times[f"{case.label}|bare"], times[f"{case.label}|inspector"]
+        row = {"model": case.label, "drift_layers": list(case.drift_layers),
+               "n_features": case.n_features,
+               "bare_img_s": per_item(bare, BATCH), "inspector_img_s": per_item(whole, BATCH),
+               "drift_overhead": ratio(whole, bare),
+               "speedup_vs_official": ratio(times["official"], whole)}
+        if f"{case.label}|onnx" in times:
+            onnx = times[f"{case.label}|onnx"]
+            row["onnx_img_s"] = per_item(onnx, BATCH)
+            row["onnx_speedup"] = ratio(whole, onnx)
+        rows.append(row)
+    figures = {"batch": BATCH, "size": list(STRIP), "repeats": repeats,
+               "official_img_s": per_item(times["official"], BATCH), "inspectors": rows}
+    result = Result("inspection", figures, quick, device=device)
+    log(f"wrote {result.save()}")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+    run(args.quick, args.device)
+
+
+if __name__ == "__main__":
+    main()
