@@ -11,6 +11,7 @@ from typing import Any
 from bench.common import RESULTS, ROOT, load_results
 
 OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
+ANALYSIS = ROOT / "bench" / "analysis.md"
 SECTIONS = ("inspection", "data", "training", "padim_fit", "real_data")
 
 
@@ -245,6 +246,8 @@ def render(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     lines += table(["results", "CPU", "cores", "memory", "torch", "GPU"], machines)
     lines += ["", "## Goals", ""]
     lines += table(["goal", "target", "measured", "met"], goals)
+    if ANALYSIS.is_file():  # what the figures mean, written by hand after a full run
+        body += ["", ANALYSIS.read_text().strip()]
     return "\n".join(lines + body).rstrip() + "\n"
 
 
