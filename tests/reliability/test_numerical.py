@@ -120,6 +120,14 @@ def test_an_inf_loss_stops_training_too(data_set, tmp_path, monkeypatch):
         train(_cfg(data_set, tmp_path))
 
 
+def test_nan_in_an_accumulated_batch_stops_before_the_step(data_set, tmp_path, monkeypatch):
+    """Gradients of batches 0 and 1 are summed; batch 0's NaN is found before the step."""
+    _nan_loss_on(monkeypatch, {1})
+    with pytest.raises(FloatingPointError, match=r"loss \(nan\) at epoch 0, batch 0;"):
+        train(_cfg(data_set, tmp_path, "+trainer.accumulate_grad_batches=2"))
+    assert _best_files(tmp_path / "run") == []
+
+
 def test_skip_policy_skips_nan_batches_and_finishes(data_set, tmp_path, monkeypatch, caplog):
     """Training calls 2 and 5 (batch 1 of epochs 0 and 1) are NaN: skipped, named, counted."""
     _nan_loss_on(monkeypatch, {2, 5})

@@ -74,6 +74,9 @@ class ClassifierModule(L.LightningModule):
             raise ConfigError(f"module.nan_policy={nan_policy!r}: expected 'stop' or 'skip'")
         self.nan_policy = nan_policy
         self.skipped_batches = 0
+        # (loss, batch) of the batches since the last optimiser step (several when
+        # gradients accumulate), checked together before the step
+        self._unchecked_losses: list[tuple[Tensor, int]] = []
         self._val_non_finite: int | None = None  # first validation batch with nan/inf, if any
         self.figures = figures or FigureSink()
         self.trained_codes = classes.trained_codes
@@ -112,20 +115,38 @@ class ClassifierModule(L.LightningModule):
         images, target = batch
         logits = self(images)
         loss = self.loss_fn(logits, target)
-        if not torch.isfinite(loss):
-            message = (f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, "
-                       f"batch {batch_idx}")
-            if self.nan_policy == "skip":
-                log.warning("%s: batch skipped (module.nan_policy=skip)", message)
+        if self.nan_policy == "skip":
+            # Skipping needs the answer now: the host waits for the forward pass here.
+            if not torch.isfinite(loss):
+                log.warning("%s: batch skipped (module.nan_policy=skip)",
+                            self._non_finite_message(loss, batch_idx))
                 self.skipped_batches += 1
                 self.log("train/skipped_batches", 1.0, on_step=False, on_epoch=True,
                          reduce_fx="sum", batch_size=1)
                 return None
-            raise FloatingPointError(f"{message}; lower the learning rate, or set "
-                                     "module.nan_policy=skip to skip such batches")
+        else:
+            # Checked in on_before_optimizer_step, once the backward pass is queued: reading
+            # the loss here would leave an accelerator idle while backward kernels launch.
+            self._unchecked_losses.append((loss.detach(), batch_idx))
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True,
                  batch_size=len(target))
         return loss
+
+    def _non_finite_message(self, loss: Tensor, batch_idx: int) -> str:
+        return (f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, "
+                f"batch {batch_idx}")
+
+    def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        """Stop before a non-finite loss's gradients reach the weights (nan_policy=stop)."""
+        pending, self._unchecked_losses = self._unchecked_losses, []
+        if not pending:
+            return
+        finite = torch.isfinite(torch.stack([loss for loss, _ in pending]))  # one read
+        if not bool(finite.all()):
+            loss, batch_idx = pending[int((~finite).nonzero()[0])]
+            raise FloatingPointError(f"{self._non_finite_message(loss, batch_idx)}; lower the "
+                                     "learning rate, or set module.nan_policy=skip to skip such "
+                                     "batches")
 
     # -- validation -----------------------------------------------------------------------------
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
