@@ -32,7 +32,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         self.cache = cache
         self.transform = transform or build_transform()
         self._paths = self.frame["path"].tolist()
-        self._libs = self.frame["lib"].tolist()
+        self.libs: list[str | None] = self.frame["lib"].tolist()
         self.codes = self.frame["code"].to_numpy(dtype=np.int64)
 
     def __len__(self) -> int:
@@ -46,7 +46,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         loads it, nor on what that worker loaded before.
         """
         i, seed = item if isinstance(item, tuple) else (item, None)
-        array = self.cache.get(self._paths[i], self._libs[i])
+        array = self.cache.get(self._paths[i], self.libs[i])
         image = tv_tensors.Image(torch.from_numpy(array))
         if seed is None:
             out = self.transform(image)
@@ -66,7 +66,7 @@ def frame_batches(frame: pd.DataFrame, cache: ImageCache,
         rows = range(start, min(start + batch_size, len(dataset)))
         images = torch.stack([dataset[i][0] for i in rows])
         codes = torch.from_numpy(dataset.codes[start:rows.stop].copy())
-        yield images, codes, [dataset._libs[i] for i in rows]
+        yield images, codes, [dataset.libs[i] for i in rows]
 
 
 def build_transform(augment: Sequence[Callable] = (), mean: Sequence[float] | None = None,
