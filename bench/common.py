@@ -7,6 +7,7 @@ shared machine weighs on both sides alike.
 
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import json
 import os
@@ -182,6 +183,15 @@ def load_results(results: Path = RESULTS) -> dict[str, dict[str, dict[str, Any]]
     for path in sorted(results.glob("*/*.json")):
         found.setdefault(path.parent.name, {})[path.stem] = json.loads(path.read_text())
     return found
+
+
+def arguments(doc: str) -> argparse.ArgumentParser:
+    """The command line every benchmark takes (``--quick``, ``--device``); add to it."""
+    parser = argparse.ArgumentParser(description=doc.strip().split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="small sizes and fewer runs: checks that the benchmark runs")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    return parser
 
 
 def log(message: str) -> None:

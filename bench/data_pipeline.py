@@ -9,7 +9,6 @@ so they compare the work done, not the disk.
 
 from __future__ import annotations
 
-import argparse
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.common import ROOT, Result, log, measure_side_by_side, per_item, ratio, stat, synchronize
+from bench.common import (
+    ROOT,
+    Result,
+    arguments,
+    log,
+    measure_side_by_side,
+    per_item,
+    ratio,
+    stat,
+    synchronize,
+)
 from vqc.config import compose
 from vqc.data.build import build_datamodule
 from vqc.data.datamodule import VqcDataModule
@@ -26,12 +35,11 @@ from vqc.models import build_model
 DATA = ROOT / "data" / "bench"
 
 
-def datamodule(n_train: int, num_workers: int, cache: Path) -> VqcDataModule:
+def datamodule(n_train: int, cache: Path) -> VqcDataModule:
     """The demo data configuration (224x64 strips, augmentations, balanced sampling)."""
     cfg = compose("train", [
         "data=demo", f"data.root={DATA / f'synthetic-{n_train}'}",
         f"data.generate.n_train={n_train}", "data.generate.n_test=20",
-        f"data.num_workers={num_workers}",
     ])
     module = build_datamodule(cfg.data, str(cache), seed=0)
     module.prepare_data()
@@ -99,13 +107,14 @@ def run(quick: bool, device: str = "cpu") -> Result:
     n_train = 300 if quick else 1500
     cache = DATA / "cache"
     log(f"synthetic challenge set of {n_train} training images (generated once)")
-    module = datamodule(n_train, 0, cache)
+    module = datamodule(n_train, cache)
     figures: dict[str, Any] = {"epoch": epoch_times(module, 2 if quick else 3)}
     log(f"cache read {figures['epoch']['cache_speedup']['median']:.1f}x faster than decoding")
     shares = []
     workers = (0, 2) if not device.startswith("cuda") else (0, 2, 8)
     for n in workers:
-        shares.append(wait_share(datamodule(n_train, n, cache), device, 15 if quick else 60))
+        module.num_workers = n  # the loaders are made per call: same data, other workers
+        shares.append(wait_share(module, device, 15 if quick else 60))
         log(f"{n} workers: {shares[-1]['wait_share']:.1%} of a step waiting for data")
     figures["wait"] = shares
     result = Result("data", figures, quick, device=device)
@@ -114,10 +123,7 @@ def run(quick: bool, device: str = "cpu") -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = arguments(__doc__).parse_args()
     run(args.quick, args.device)
 
 

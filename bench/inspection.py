@@ -15,7 +15,6 @@ Weights are random: throughput does not depend on their values.
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,14 +23,14 @@ from typing import Any
 
 import torch
 
-from bench.common import Result, log, measure_side_by_side, per_item, ratio
+from bench.common import Result, arguments, log, measure_side_by_side, per_item, ratio
+from vqc.data.classes import CHALLENGE_CLASS_NAMES
 from vqc.drift import DriftThreshold
 from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
 from vqc.metrics import official_cost_matrix
 from vqc.models import build_model
 
-CLASSES = ["GOOD", "Boucle plate", "Lift-off blanc", "Lift-off noir", "Missing",
-           "Short circuit MOS", "Drift"]
+CLASSES = list(CHALLENGE_CLASS_NAMES)
 #: The challenge's strips after the official rotate+crop, at vqc's default size (height, width).
 STRIP = (224, 64)
 BATCH = 32
@@ -142,10 +141,7 @@ def run(quick: bool, device: str = "cpu") -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = arguments(__doc__).parse_args()
     run(args.quick, args.device)
 
 

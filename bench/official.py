@@ -37,6 +37,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 import timm
 
 from vqc.drift.gaussian import StreamingGaussian, limit_threads
+from vqc.drift.smoothing import gaussian_kernel1d
 
 NUM_CLASSES = 6
 DRIFT_CLASS = 6
@@ -80,12 +81,9 @@ def official_channels(
 
 def gaussian_kernel2d(sigma: float = SIGMA) -> torch.Tensor:
     """kornia's normalised 2-D Gaussian, ``(1, 1, k, k)`` with ``k = 2 * int(4 sigma + .5) + 1``."""
-    size = 2 * int(4.0 * sigma + 0.5) + 1
-    x = torch.arange(size, dtype=torch.float32) - size // 2
-    kernel1d = torch.exp(-(x**2) / (2.0 * sigma**2))
-    kernel1d = kernel1d / kernel1d.sum()
+    kernel1d = gaussian_kernel1d(sigma)
     kernel = torch.outer(kernel1d, kernel1d)
-    return (kernel / kernel.abs().sum()).view(1, 1, size, size)
+    return (kernel / kernel.abs().sum()).view(1, 1, len(kernel1d), len(kernel1d))
 
 
 def _three_channels(images: torch.Tensor) -> torch.Tensor:

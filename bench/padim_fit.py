@@ -36,7 +36,6 @@ thread; the rest of anomalib's fit uses the default thread count, as vqc's does.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource
@@ -51,7 +50,7 @@ from unittest import mock
 
 import torch
 
-from bench.common import ROOT, Result, log, stat, time_once
+from bench.common import ROOT, Result, arguments, log, stat, time_once
 
 SECTION = "padim_fit"
 BACKBONE = "wide_resnet50_2"
@@ -315,9 +314,7 @@ def run(quick: bool, device: str = "cpu", limit_gib: float = LIMIT_GIB) -> Resul
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="32 and 64 images, 2 runs each")
-    parser.add_argument("--device", default="cpu")
+    parser = arguments(__doc__)
     parser.add_argument("--limit-gib", type=float, default=LIMIT_GIB,
                         help="skip points predicted to peak above this")
     parser.add_argument("--one", action="store_true",

@@ -10,7 +10,6 @@ Quick mode trains for one epoch: it checks the path, not the quality.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -19,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, Result, log, stat
+from bench.common import ROOT, Result, arguments, log, stat
 from vqc.data.classes import ClassSet
 from vqc.metrics import ScoreReport
 
@@ -111,9 +110,7 @@ def run(quick: bool, device: str = "cpu", data: str | None = None,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
+    parser = arguments(__doc__)
     parser.add_argument("--data", help="the magnetic-tile folder (holding labels.csv)")
     parser.add_argument("overrides", nargs="*", help="more train.py overrides")
     args = parser.parse_args()

@@ -11,7 +11,6 @@
 
 from __future__ import annotations
 
-import argparse
 import copy
 import time
 from functools import partial
@@ -21,11 +20,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from bench.common import Result, log, per_item, ratio, stat, synchronize
+from bench.common import Result, arguments, log, per_item, ratio, stat, synchronize
+from vqc.data.classes import CHALLENGE_CLASS_NAMES
 from vqc.models import build_model
 
-CLASSES = ["GOOD", "Boucle plate", "Lift-off blanc", "Lift-off noir", "Missing",
-           "Short circuit MOS", "Drift"]
+CLASSES = list(CHALLENGE_CLASS_NAMES)
 MODELS = {"CNN, 5 blocks": {"name": "cnn", "depth": 5, "width": 32},
           "ResNet-18": {"name": "resnet18"}, "ResNet-50": {"name": "resnet50"}}
 SIZES = (128, 224)
@@ -184,10 +183,7 @@ def run(quick: bool, device: str = "cpu") -> Result:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true")
-    parser.add_argument("--device", default="cpu")
-    args = parser.parse_args()
+    args = arguments(__doc__).parse_args()
     run(args.quick, args.device)
 
 

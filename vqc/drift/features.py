@@ -142,13 +142,12 @@ class PadimEmbedding:
         self._prepare(maps)
         size = maps[self.layers[0]].shape[-2:]
         parts = []
-        for name, local in self._split:
+        for k, (name, local) in enumerate(self._split):
             if len(local) == 0:
                 continue
-            device = maps[name].device
-            if local.device != device:  # moved once, not at every call
-                local = local.to(device)
-                self._split = [(n, local if n == name else ids) for n, ids in self._split]
+            if local.device != maps[name].device:  # moved once, not at every call
+                local = local.to(maps[name].device)
+                self._split[k] = (name, local)
             selected = torch.index_select(maps[name], 1, local)
             parts.append(upsample_nearest(selected, size))
         return torch.cat(parts, dim=1)
