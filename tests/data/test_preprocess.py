@@ -156,3 +156,24 @@ def test_fingerprint_changes_with_every_setting() -> None:
 def test_bad_preprocess_settings_are_config_errors(kwargs: dict) -> None:
     with pytest.raises(ConfigError):
         Preprocessor(**kwargs)
+
+
+def test_letterbox_keeps_the_aspect_ratio_on_the_images_mean(tmp_path: Path) -> None:
+    # a 40 x 20 (width x height) image: left half 0, right half 200; mean 100
+    array = np.zeros((20, 40), dtype=np.uint8)
+    array[:, 20:] = 200
+    path = tmp_path / "wide.png"
+    Image.fromarray(array).save(path)
+    boxed = Preprocessor(size=(40, 40), resize="letterbox")(path)[0]
+    assert boxed.shape == (40, 40)
+    assert (boxed[:10] == 100).all() and (boxed[30:] == 100).all()  # padding: the mean
+    assert boxed[20, 2] == 0 and boxed[20, 37] == 200  # the image, not stretched vertically
+    stretched = Preprocessor(size=(40, 40))(path)[0]
+    assert stretched[0, 2] == 0 and stretched[39, 37] == 200
+    assert Preprocessor(size=(40, 40)).fingerprint() != Preprocessor(
+        size=(40, 40), resize="letterbox").fingerprint()
+
+
+def test_unknown_resize_mode_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"preprocess\.resize='crop'"):
+        Preprocessor(size=(8, 8), resize="crop")

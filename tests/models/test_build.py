@@ -36,7 +36,8 @@ EXPECTED_BLOCKS = {
 @pytest.mark.parametrize(("name", "source"), FAMILIES, ids=[f"{n}-{s}" for n, s in FAMILIES])
 def test_forward_backward_step(name: str, source: str, in_channels: int) -> None:
     torch.manual_seed(0)
-    model = build_model(name, num_classes=6, in_channels=in_channels, dropout=0.3, source=source)
+    options = {} if name in ("basic_cnn", "cnn") else {"source": source}
+    model = build_model(name, num_classes=6, in_channels=in_channels, dropout=0.3, **options)
     assert isinstance(model, Classifier)
     assert model.num_blocks == EXPECTED_BLOCKS[name]
     x = torch.randn(2, in_channels, 32, 32)

@@ -35,13 +35,14 @@ def build_classes(cfg: Mapping[str, Any]) -> ClassSet | None:
 
 
 def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
-    known = {"size", "mode", "max_pixels", "rotate_crop"}
+    known = {"size", "mode", "max_pixels", "rotate_crop", "resize"}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"data.preprocess: unknown key(s) {unknown}; known: {sorted(known)}")
     return Preprocessor(size=tuple(cfg["size"]), mode=cfg.get("mode", "L"),
                         rotate_crop=cfg.get("rotate_crop") or {},
-                        max_pixels=int(cfg.get("max_pixels", 50_000_000)))
+                        max_pixels=int(cfg.get("max_pixels", 50_000_000)),
+                        resize=cfg.get("resize", "stretch"))
 
 
 def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], Any]:

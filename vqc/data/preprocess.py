@@ -20,6 +20,8 @@ from PIL import Image, UnidentifiedImageError
 from vqc.errors import ConfigError, DataError
 
 ColorMode = Literal["L", "RGB"]
+ResizeMode = Literal["stretch", "letterbox"]
+RESIZE_MODES: tuple[str, ...] = ("stretch", "letterbox")
 Box = tuple[int, int, int, int]
 
 #: Default limit on decoded pixels; larger files are refused as possible decompression bombs.
@@ -141,12 +143,17 @@ class Preprocessor:
     """Everything that turns a file into the cached array: decode, rotate+crop by lib, resize.
 
     ``size`` is (height, width). ``rotate_crop`` may be empty: then images are only resized.
+    ``resize``: ``stretch`` to ``size`` (every image the same shape, as the challenge's strips),
+    or ``letterbox``: scaled to fit inside ``size`` with its aspect ratio kept and centred on a
+    background of the image's own mean colour (for sets whose images vary in shape, where
+    stretching would change the shape of a defect from image to image).
     """
 
     size: tuple[int, int]
     mode: ColorMode = "L"
     rotate_crop: Mapping[str, RotateCrop] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS
+    resize: ResizeMode = "stretch"
 
     def __post_init__(self) -> None:
         if isinstance(self.size, int):
@@ -157,6 +164,9 @@ class Preprocessor:
             raise ConfigError(f"preprocess.size={self.size!r}: expected [height, width] > 0")
         if self.mode not in ("L", "RGB"):
             raise ConfigError(f"preprocess.mode={self.mode!r}: expected 'L' or 'RGB'")
+        if self.resize not in RESIZE_MODES:
+            raise ConfigError(f"preprocess.resize={self.resize!r}: expected one of "
+                              f"{list(RESIZE_MODES)}")
         object.__setattr__(self, "size", size)
         object.__setattr__(self, "rotate_crop", dict(parse_rotate_crop_table(self.rotate_crop)))
 
@@ -173,6 +183,8 @@ class Preprocessor:
             "max_pixels": self.max_pixels,
             "rotate_crop": {k: [v.angle, list(v.box)] for k, v in sorted(self.rotate_crop.items())},
         }
+        if self.resize != "stretch":  # stretched entries keep the keys they always had
+            payload["resize"] = self.resize
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def check_lib(self, lib: str | None, where: str) -> None:
@@ -188,8 +200,23 @@ class Preprocessor:
         if self.rotate_crop:
             self.check_lib(lib, str(path))
             image = self.rotate_crop[lib].apply(image, name=str(path), lib=str(lib))  # type: ignore[index]
-        height, width = self.size
-        if image.size != (width, height):
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        image = fit(image, self.size, self.resize)
         array = np.asarray(image, dtype=np.uint8)
         return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
+
+
+def fit(image: Image.Image, size: tuple[int, int], resize: ResizeMode = "stretch") -> Image.Image:
+    """``image`` brought to ``size`` (height, width) by stretching or letterboxing."""
+    height, width = size
+    if image.size == (width, height):
+        return image
+    if resize == "stretch":
+        return image.resize((width, height), Image.Resampling.BILINEAR)
+    scale = min(width / image.size[0], height / image.size[1])
+    inner = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+    scaled = image.resize(inner, Image.Resampling.BILINEAR)
+    means = np.asarray(image, dtype=np.float64).reshape(image.size[1], image.size[0], -1)
+    fill = tuple(round(float(v)) for v in means.mean(axis=(0, 1)))
+    canvas = Image.new(image.mode, (width, height), fill[0] if len(fill) == 1 else fill)
+    canvas.paste(scaled, ((width - inner[0]) // 2, (height - inner[1]) // 2))
+    return canvas

@@ -25,7 +25,7 @@ from vqc.drift import ClassifierFeatures, DriftConfig, DriftDetector, DriftThres
 from vqc.drift.features import forward_with_maps
 from vqc.errors import ConfigError, DataError
 from vqc.metrics import decide, sub_matrix
-from vqc.models import Classifier, build_model
+from vqc.models import Classifier, build_model, family_options
 
 FORMAT = "vqc-inspector"
 FORMAT_VERSION = 1
@@ -90,7 +90,8 @@ def build_preprocessor(spec: InspectorSpec) -> Preprocessor:
     return Preprocessor(size=tuple(spec.preprocess["size"]),
                         mode=spec.preprocess.get("mode", "L"),
                         rotate_crop=spec.preprocess.get("rotate_crop") or {},
-                        max_pixels=int(spec.preprocess.get("max_pixels", 50_000_000)))
+                        max_pixels=int(spec.preprocess.get("max_pixels", 50_000_000)),
+                        resize=spec.preprocess.get("resize", "stretch"))
 
 
 def normalise_images(images: Tensor, spec: InspectorSpec) -> Tensor:
@@ -246,7 +247,11 @@ class Inspector(torch.nn.Module):
             raise DataError(f"{path}: not a vqc inspector file (format "
                             f"{metadata.get('format')!r})")
         spec = InspectorSpec(**json.loads(metadata["spec"]))
-        classifier = build_model(**spec.model, pretrained=False, weights=None)
+        model = dict(spec.model)
+        name = model.pop("name")
+        counts = {k: model.pop(k) for k in ("num_classes", "in_channels") if k in model}
+        classifier = build_model(name, **counts, **family_options(name, model),
+                                 pretrained=False, weights=None)
         state = {k[len("classifier."):]: v for k, v in tensors.items()
                  if k.startswith("classifier.")}
         try:

@@ -20,6 +20,10 @@ from torch import nn
 
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
+from vqc.models.classifier import Classifier
+from vqc.models.pretrained import resolve_pretrained
+from vqc.models.registry import none_if_blank, register_family
+from vqc.models.weights import load_state_dict_into
 
 #: Architectures by source. Every one has ``conv1 bn1 act maxpool layer1..4 fc``.
 TIMM_ARCHS: tuple[str, ...] = ("resnet18", "resnet50", "resnet101", "resnest50d", "wide_resnet50_2")
@@ -142,3 +146,32 @@ def create_resnet(name: str, source: str = "timm", in_channels: int = 1) -> ResN
         num_features = int(net.fc.in_features)
         net.fc = nn.Identity()
     return ResNetBackbone(net, name=name, source=source, num_features=num_features)
+
+
+@register_family("resnet", TIMM_ARCHS)
+def build_resnet(
+    name: str,
+    num_classes: int,
+    in_channels: int = 1,
+    source: str = "timm",
+    pretrained: bool = False,
+    weights: str | None = None,
+    unfreeze: int = -1,
+    dropout: float = 0.0,
+) -> Classifier:
+    """A timm or torchvision ResNet (or ResNeSt); with ``pretrained``, ImageNet weights from
+    ``weights``, else the hub (see :func:`~vqc.models.pretrained.resolve_pretrained`); a
+    ``weights`` file is loaded whenever given."""
+    key = str(name).strip().lower()
+    weights = none_if_blank(weights)
+    arch = check_resnet_name(key, source)
+    state = None
+    if pretrained or weights is not None:  # before building: fail fast when offline
+        state = resolve_pretrained(key, arch, source, weights)
+    backbone = create_resnet(key, source=source, in_channels=in_channels)
+    model = Classifier(backbone, num_classes=num_classes, dropout=dropout,
+                       name=f"{key} ({source})")
+    if state is not None:
+        model.load_report = load_state_dict_into(model, state[0], origin=state[1])
+    model.unfreeze(unfreeze)
+    return model

@@ -53,6 +53,9 @@ class Classifier(nn.Module):
         self.unfrozen = -1
         #: What loading weights did (set by ``build_model``; None when nothing was loaded).
         self.load_report: LoadReport | None = None
+        #: Keep every BatchNorm's running statistics fixed in training (fine-tuning pretrained
+        #: weights on small batches); otherwise only those of frozen layers are fixed.
+        self.bn_stats_frozen = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
@@ -87,8 +90,14 @@ class Classifier(nn.Module):
     def train(self, mode: bool = True) -> Classifier:
         super().train(mode)
         if mode:
-            freeze.set_frozen_bn_eval(self)
+            freeze.set_frozen_bn_eval(self, every=self.bn_stats_frozen)
         return self
+
+    def freeze_bn_stats(self, frozen: bool = True) -> None:
+        """Fix (or free) the running statistics of every BatchNorm from the next ``train()``."""
+        self.bn_stats_frozen = bool(frozen)
+        if self.training:
+            self.train(True)
 
     def param_groups(self, lr: float, backbone_lr_factor: float = 1.0) -> list[dict[str, Any]]:
         """Optimizer parameter groups of the trainable parameters.

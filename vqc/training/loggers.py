@@ -82,3 +82,20 @@ def finish_wandb(failed: bool) -> None:
         return
     if wandb.run is not None:
         wandb.finish(exit_code=1 if failed else 0)
+
+
+def record_warnings(loggers: list[Any], warnings: list[str]) -> None:
+    """Put warnings where a reviewer sees them: the run's hyperparameters in every logger and,
+    in W&B, the run summary and an alert (both kept offline and uploaded by ``wandb sync``)."""
+    if not warnings:
+        return
+    for logger in loggers:
+        logger.log_hyperparams({"warnings": list(warnings)})
+        if type(logger).__name__ == "WandbLogger":
+            run = logger.experiment
+            run.summary["warnings"] = "\n".join(warnings)
+            for text in warnings:
+                try:
+                    run.alert(title="vqc warning", text=text[:1000])
+                except Exception as error:  # alerts need a server in some wandb versions
+                    log.debug("W&B alert not sent: %s", error)

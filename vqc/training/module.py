@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import random
@@ -285,15 +286,30 @@ class ClassifierModule(L.LightningModule):
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer
-        scheduler = self.scheduler_factory(optimizer)
+        if per_step(self.scheduler_factory):
+            total = int(self.trainer.estimated_stepping_batches)
+            epochs = max(1, int(self.trainer.max_epochs or 1))
+            scheduler = self.scheduler_factory(optimizer, total_steps=total,
+                                               steps_per_epoch=max(1, total // epochs))
+            interval = "step"
+        else:
+            scheduler, interval = self.scheduler_factory(optimizer), "epoch"
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler,
-                                                         "interval": "epoch"}}
+                                                         "interval": interval}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["vqc"] = {"class_names": list(self.classes.names),
                              "open_set": self.classes.open_set, "good": self.classes.good,
                              "model": getattr(self.model, "name", type(self.model).__name__),
                              "temperature": float(self.temperature.temperature)}
+
+
+def per_step(factory: Callable[..., Any]) -> bool:
+    """Whether a scheduler factory takes the run's step counts (and is stepped every step)."""
+    try:
+        return "total_steps" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
 
 
 def refuse_non_finite_best(checkpoint: Any) -> None:

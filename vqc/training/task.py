@@ -25,9 +25,10 @@ from vqc.inspection.inspector import InspectorSpec
 from vqc.metrics import load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
+from vqc.models.freeze import random_frozen_warning
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.figures import FigureSink
-from vqc.training.loggers import build_loggers, finish_wandb
+from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
 
@@ -45,15 +46,16 @@ def cost_matrix_for(spec: Any, classes: Any) -> torch.Tensor:
     return load_cost_matrix(spec, len(classes))
 
 
+def model_options(cfg: DictConfig) -> dict[str, Any]:
+    """The ``model`` group as ``build_model`` keyword arguments (its family's keys only)."""
+    return dict(OmegaConf.to_container(cfg.model, resolve=True))
+
+
 def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> ClassifierModule:
     classes = datamodule.classes
-    m = cfg.model
-    model = build_model(
-        name=m.name, num_classes=datamodule.num_classes, in_channels=datamodule.in_channels,
-        dropout=float(m.dropout), depth=int(m.depth), width=int(m.width),
-        pretrained=bool(m.pretrained), weights=m.weights, unfreeze=int(m.unfreeze),
-        source=m.source,
-    )
+    model = build_model(**model_options(cfg), num_classes=datamodule.num_classes,
+                        in_channels=datamodule.in_channels)
+    model.freeze_bn_stats(bool(cfg.module.get("freeze_bn_stats", False)))
     cost = cost_matrix_for(cfg.module.cost_matrix, classes)
     trained = classes.trained_codes
     counts = datamodule.class_counts()["train"].to_numpy()[trained].tolist()
@@ -65,7 +67,7 @@ def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> Class
         model=model, classes=classes, cost=cost, loss=loss,
         optimizer=instantiate(cfg.module.optimizer),
         scheduler=instantiate(cfg.module.scheduler) if cfg.module.scheduler else None,
-        lr=float(cfg.lr), backbone_lr_factor=float(m.backbone_lr_factor),
+        lr=float(cfg.lr), backbone_lr_factor=float(cfg.module.backbone_lr_factor),
         decision=cfg.module.decision, collapse_share=float(cfg.module.collapse_share),
         channels_last=bool(cfg.module.channels_last), nan_policy=cfg.module.nan_policy,
         figures=figures,
@@ -150,6 +152,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         figures.out_dir = None  # pictures from rank 0 only
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    warnings = [w for w in (random_frozen_warning(module.model),) if w]
+    for text in warnings:
+        log.warning("WARNING: %s", text)
+    record_warnings(loggers, warnings)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     tester = trainer
@@ -157,7 +163,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         tester = rank_zero_tester(trainer, cfg.trainer, loggers)
         if tester is None:
             return {"run_dir": str(run_dir), "rank": trainer.global_rank}
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch}
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch,
+                               "warnings": warnings}
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
@@ -170,7 +177,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         summary["test_decisions"] = {rule: {"pwa": r.pwa, "escapes": r.escapes,
                                             "macro_recall": r.macro_recall}
                                      for rule, r in module.test_decisions.items()}
-        write_atomic(run_dir / "test_report.md", module.test_report.to_markdown("Test"))
+        write_atomic(run_dir / "test_report.md",
+                     with_warnings(module.test_report.to_markdown("Test"), warnings))
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested))
     metric_name = cfg.get("optimized_metric")
@@ -185,13 +193,12 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
 
 def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -> InspectorSpec:
     classes = datamodule.classes
-    m = cfg.model
     data = OmegaConf.to_container(cfg.data, resolve=True)
     return InspectorSpec(
         class_names=list(classes.names), open_set=classes.open_set, good=classes.good,
-        model={"name": m.name, "num_classes": datamodule.num_classes,
-               "in_channels": datamodule.in_channels, "dropout": float(m.dropout),
-               "depth": int(m.depth), "width": int(m.width), "source": m.source},
+        model={**{k: v for k, v in model_options(cfg).items()
+                  if k not in ("pretrained", "weights", "unfreeze")},
+               "num_classes": datamodule.num_classes, "in_channels": datamodule.in_channels},
         preprocess=dict(data["preprocess"]), mean=data.get("mean"), std=data.get("std"),
         decision=cfg.module.decision, cost_matrix=module.cost.tolist(),
         temperature=float(module.temperature.temperature),
@@ -220,8 +227,9 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     if datamodule.test_frame is not None and len(datamodule.test_frame):
         result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
         out["inspection"] = result.to_dict()
-        write_atomic(run_dir / "inspection_report.md",
-                     result.report.to_markdown("Test: the whole inspection (drift + classes)"))
+        write_atomic(run_dir / "inspection_report.md", with_warnings(
+            result.report.to_markdown("Test: the whole inspection (drift + classes)"),
+            (random_frozen_warning(model) and [random_frozen_warning(model)]) or []))
         from vqc.data.csvio import write_csv_atomic
 
         write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
@@ -232,6 +240,13 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
                                           datamodule.cache, run_dir / "figures")
             send_figures(module.loggers, pictures, module.current_epoch)
     return out
+
+
+def with_warnings(markdown: str, warnings: list[str]) -> str:
+    """A report with its run's warnings on top, where nobody reading it can miss them."""
+    if not warnings:
+        return markdown
+    return "".join(f"> **WARNING**: {text}\n\n" for text in warnings) + markdown
 
 
 def _number(value: Any) -> float | None:

@@ -1,0 +1,94 @@
+"""Model families by name: config names its builder, as timm's ``create_model`` does.
+
+Each family module registers one builder for its names with :func:`register_family`; a builder
+takes ``name``, ``num_classes``, ``in_channels`` and its own keyword options (the keys of its
+``conf/model/*.yaml``) and returns a :class:`~vqc.models.Classifier`. :func:`build_model` looks
+the name up and refuses options the family does not take, naming them and the ones it does.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from vqc.errors import ConfigError
+
+if TYPE_CHECKING:
+    from vqc.models.classifier import Classifier
+
+Builder = Callable[..., "Classifier"]
+#: Arguments every builder takes besides its family's options.
+COMMON = ("name", "num_classes", "in_channels")
+
+
+@dataclass(frozen=True)
+class Family:
+    """A registered model family: its builder and the options it accepts."""
+
+    name: str
+    builder: Builder
+    options: tuple[str, ...]
+
+
+_FAMILIES: dict[str, Family] = {}
+_BY_MODEL: dict[str, Family] = {}
+
+
+def register_family(family: str, names: Iterable[str]) -> Callable[[Builder], Builder]:
+    """Decorator: ``builder`` builds every model in ``names`` (lower case)."""
+
+    def decorate(builder: Builder) -> Builder:
+        params = inspect.signature(builder).parameters
+        options = tuple(p for p in params if p not in COMMON)
+        entry = Family(family, builder, options)
+        _FAMILIES[family] = entry
+        for model_name in names:
+            _BY_MODEL[model_name.lower()] = entry
+        return builder
+
+    return decorate
+
+
+def model_names() -> tuple[str, ...]:
+    """Every model name :func:`build_model` accepts (without timm weight tags)."""
+    return tuple(_BY_MODEL)
+
+
+def family_of(name: str) -> Family:
+    """The family building ``name`` (a timm weight tag after a dot is allowed)."""
+    key = str(name).strip().lower()
+    entry = _BY_MODEL.get(key) or _BY_MODEL.get(key.partition(".")[0])
+    if entry is None:
+        raise ConfigError(f"model.name={name!r} is unknown; choose from {list(_BY_MODEL)}")
+    return entry
+
+
+def family_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` restricted to what ``name``'s family takes (for specs saved with more keys)."""
+    accepted = family_of(name).options
+    return {k: v for k, v in options.items() if k in accepted}
+
+
+def build_model(name: str, num_classes: int, in_channels: int = 1,
+                **options: Any) -> Classifier:
+    """Build the classifier ``name`` with its family's ``options`` (see ``docs/MODELS.md``).
+
+    ``build_model(**cfg.model, num_classes=..., in_channels=...)`` works for every
+    ``conf/model/*.yaml``; an option the family does not take is a :class:`ConfigError`.
+    """
+    family = family_of(name)
+    unknown = sorted(set(options) - set(family.options))
+    if unknown:
+        raise ConfigError(
+            f"model.{unknown[0]} is not a setting of {family.name} models ({name!r}); "
+            f"unknown: {unknown}; they take {list(family.options)}"
+        )
+    return family.builder(name=name, num_classes=num_classes, in_channels=in_channels,
+                          **options)
+
+
+def none_if_blank(value: Any) -> Any:
+    """``None`` for ``None`` or an empty string (Hydra gives ``''`` for ``model.weights=``)."""
+    return None if value is None or str(value).strip() == "" else value

@@ -1,0 +1,56 @@
+"""Learning-rate schedules stepped every optimiser step, for fine-tuning pretrained backbones.
+
+:func:`warmup_cosine` is the usual fine-tuning recipe: the head trains alone for
+``head_only_epochs`` (the backbone's rate held at 0, so a random head does not send large
+gradients into pretrained weights), then every group warms up linearly for ``warmup_epochs``
+and decays along a cosine to ``min_factor`` of its rate at the last step. Pure torch.
+"""
+
+from __future__ import annotations
+
+import math
+
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LambdaLR
+
+from vqc.errors import ConfigError
+
+
+def warmup_cosine_factor(step: int, total: int, start: int, warmup: int,
+                         min_factor: float) -> float:
+    """The rate's multiplier at ``step``: 0 before ``start``, then linear warm-up over ``warmup``
+    steps and a cosine from 1 down to ``min_factor`` at ``total``."""
+    if step < start:
+        return 0.0
+    k, span = step - start, max(1, total - start)
+    ramp = min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
+    cosine = 0.5 * (1.0 + math.cos(math.pi * min(k, span) / span))
+    return ramp * (min_factor + (1.0 - min_factor) * cosine)
+
+
+def warmup_cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int,
+                  warmup_epochs: float = 1.0, head_only_epochs: float = 0.0,
+                  min_factor: float = 0.0) -> LambdaLR:
+    """A per-step schedule (see the module docstring); groups named ``backbone`` (see
+    ``Classifier.param_groups``) start after the head-only epochs, the others at once."""
+    if total_steps < 1 or steps_per_epoch < 1:
+        raise ConfigError(f"scheduler: {total_steps} steps in all, {steps_per_epoch} an epoch")
+    if warmup_epochs < 0 or head_only_epochs < 0 or not 0.0 <= min_factor <= 1.0:
+        raise ConfigError(
+            "module.scheduler: warmup_epochs and head_only_epochs must be >= 0 and min_factor "
+            f"in [0, 1]; got {warmup_epochs}, {head_only_epochs}, {min_factor}"
+        )
+    hold = round(head_only_epochs * steps_per_epoch)
+    warmup = round(warmup_epochs * steps_per_epoch)
+    if hold >= total_steps:
+        raise ConfigError(
+            f"module.scheduler.head_only_epochs={head_only_epochs} leaves no step to train the "
+            f"backbone in {total_steps} steps; lower it or train longer"
+        )
+
+    def factor_of(start: int):
+        return lambda step: warmup_cosine_factor(step, total_steps, start, warmup, min_factor)
+
+    lambdas = [factor_of(hold if group.get("name") == "backbone" else 0)
+               for group in optimizer.param_groups]
+    return LambdaLR(optimizer, lambdas)
