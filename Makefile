@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -c constraints.txt $(TORCH_PINS)
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,slurm,tensorboard]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,slurm,tensorboard,weights]'
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -60,10 +60,10 @@ def _missing(canvas: np.ndarray, frame: Frame, wire: Wire, style: DieStyle,
 
 def _short_circuit(canvas: np.ndarray, frame: Frame, wire: Wire, side: int,
                    rng: np.random.Generator) -> None:
-    """A thin, faint strand from the wire to the MOS block beside it (``side`` -1 or +1).
-
-    About 2 px wide and 30-45 grey levels: faint on the full strip, and still there after the
-    strip is shrunk 2.5 times for training on a CPU.
+    """A bright strand of bond material from the wire to the MOS block beside it (``side`` -1
+    or +1), as a real short looks: 4-6 px wide and 55-80 grey levels above the background on
+    the 160-px strip, so it is still 2 px wide at full contrast once the strip is shrunk 2.5
+    times for training on a CPU (a 2-px strand vanished at that size).
     """
     hs = frame.height
     t0 = rng.uniform(0.25, 0.5)
@@ -75,7 +75,7 @@ def _short_circuit(canvas: np.ndarray, frame: Frame, wire: Wire, side: int,
     bend = (x_start + side * rng.uniform(2, 10), (y_start + y_end) / 2 + rng.uniform(-20, 20))
     points = bezier((x_start, y_start), bend, (x_end, y_end))
     shifted = [(x + frame.ox, y + frame.oy) for x, y in points]
-    stroke(canvas, shifted, width=rng.uniform(1.8, 2.6), amount=rng.uniform(30, 45), blur=0.6)
+    stroke(canvas, shifted, width=rng.uniform(4.0, 6.0), amount=rng.uniform(55, 80), blur=0.8)
 
 
 def draw_pair(canvas: np.ndarray, frame: Frame, wires: list[Wire], label: str,

@@ -12,7 +12,7 @@ from typing import Any
 from vqc.data.synthetic.plan import FILENAME
 
 #: Bump when the drawing changes, so ``ensure_generated`` replaces sets made by older code.
-GENERATOR_VERSION = 2
+GENERATOR_VERSION = 3
 MANIFEST_NAME = "synthetic.json"
 
 
