@@ -58,8 +58,7 @@ def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_imag
                     device: str = "cpu", seed: int = 0) -> Inspector:
     """A random-weight inspector with a PaDiM detector fitted on random strips."""
     torch.manual_seed(seed)
-    model_args = {"num_classes": 6, "in_channels": 1, "dropout": 0.0, "source": "timm",
-                  **case.model}
+    model_args = {"num_classes": 6, "in_channels": 1, "dropout": 0.0, **case.model}
     classifier = build_model(**model_args).eval()
     spec = InspectorSpec(class_names=CLASSES, open_set="Drift", good="GOOD", model=model_args,
                          preprocess={"size": list(size), "mode": "L", "rotate_crop": {}},

@@ -34,12 +34,14 @@ def tiny_csv_set(tmp_path: Path) -> Path:
 
 
 def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
+    model = next((e.split("=", 1)[1] for e in extra if e.startswith("model=")), "cnn")
+    narrow = ["model.width=8"] if model in ("cnn", "basic_cnn") else []
     return [
         "data=csv", f"data.root={data_root}", "data.preprocess.size=[32,32]",
         "data.num_workers=0", "data.cache_workers=1", "data.batch_size=8",
         f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={tmp / 'out'}",
         "trainer.max_epochs=2", "trainer.accelerator=cpu", "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false", "trainer.enable_model_summary=false",
-        "callbacks=none", "logger=csv", "figures.tsne=false", "model.width=8",
+        "callbacks=none", "logger=csv", "figures.tsne=false", *narrow,
         "drift.n_features=8", *extra,
     ]

@@ -96,9 +96,14 @@ def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
     first, second = configs
     differing = {k for k in set(first) | set(second)
                  if not k.startswith("_wandb") and first.get(k) != second.get(k)}
-    # Only unfreeze differs, and the job's own folder (paths.run_dir and what derives from it).
+    # Only unfreeze differs, the job's own folder (paths.run_dir and what derives from it), and
+    # the warning that unfreeze froze random weights (resnet18 offline, no weights), which
+    # names the value.
     folders = {k for k in differing if str(tmp_path / "sweep") in str(first.get(k))}
-    assert differing - folders == {"unfreeze", "model.unfreeze"}
+    assert differing - folders == {"unfreeze", "model.unfreeze", "warnings"}
+    for config, n in zip(configs, (0, 1), strict=True):
+        assert f"unfreeze={n} freezes" in str(config["warnings"]) and "RANDOM" in str(
+            config["warnings"])
     assert (first["unfreeze"], second["unfreeze"]) == (0, 1)
 
 
