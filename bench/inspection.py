@@ -24,7 +24,7 @@ from typing import Any
 import torch
 
 from bench.common import Result, arguments, log, measure_side_by_side, per_item, ratio
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.drift import DriftThreshold
 from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
 from vqc.metrics import official_cost_matrix

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, Result, arguments, log, stat
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.metrics import ScoreReport
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "magnetic-tile"

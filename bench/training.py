@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from bench.common import Result, arguments, log, per_item, ratio, stat, synchronize
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.models import build_model
 
 CLASSES = list(CHALLENGE_CLASS_NAMES)
@@ -70,7 +70,7 @@ def lightning_step_times(model: nn.Module, batches: list[tuple[torch.Tensor, tor
 
     import lightning as L
 
-    from vqc.data.classes import ClassSet
+    from vqc.classes import ClassSet
     from vqc.metrics import official_cost_matrix
     from vqc.training.module import ClassifierModule
 

@@ -7,9 +7,9 @@ import torch
 from PIL import Image
 
 from tests.conftest import write_tiny_challenge
+from vqc.classes import ClassSet
 from vqc.config import compose
 from vqc.data.build import build_datamodule
-from vqc.data.classes import ClassSet
 from vqc.data.datamodule import VqcDataModule
 from vqc.data.dataset import balanced_sampler
 from vqc.data.index import SourceConfig

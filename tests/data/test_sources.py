@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import TINY_TABLE, tiny_image
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.data.index import SourceConfig, build_index, infer_classes
 from vqc.errors import ConfigError, DataError
 

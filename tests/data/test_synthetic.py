@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.data.preprocess import CHALLENGE_ROTATE_CROP, load_image
 from vqc.data.synthetic import (
     DIE_SIZES,

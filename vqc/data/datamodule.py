@@ -13,8 +13,8 @@ import pandas as pd
 import torch
 from torch.utils.data import DataLoader
 
+from vqc.classes import ClassSet
 from vqc.data.cache import ImageCache
-from vqc.data.classes import ClassSet
 from vqc.data.csvio import write_csv_atomic
 from vqc.data.dataset import (
     EpochSampler,

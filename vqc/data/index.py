@@ -15,7 +15,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.data.sources import read_challenge, read_class_folders, read_generic_csv
 from vqc.errors import ConfigError, DataError
 

@@ -1,6 +1,10 @@
 """Scoring: Penalty Weighted Accuracy, what it hides, and cost-sensitive decisions.
 
-Pure torch and torchmetrics; see ``docs/SCORING.md`` for how to read each figure.
+Pure torch and torchmetrics; see ``docs/SCORING.md`` for how to read each figure. Modules:
+``pwa`` (the metric), ``cost`` (matrices), ``decision`` (argmax, Bayes rule, temperature),
+``report`` (every figure of one confusion matrix), ``scoring`` (the torchmetrics wrapper that
+fills a report), ``render`` (showing a report: terminal, Markdown, figure), ``files`` (reading
+predictions, labels and probabilities CSV files and pairing them).
 """
 
 from vqc.metrics.cost import (
@@ -27,16 +31,14 @@ from vqc.metrics.pwa import (
     penalty_weighted_accuracy,
     pwa_from_confusion,
 )
+from vqc.metrics.render import decisions_markdown
 from vqc.metrics.report import (
     DEFAULT_COLLAPSE_SHARE,
     ConstantPredictor,
     ScoreReport,
-    ScoringMetrics,
     classes_for_matrix,
-    compare_decisions,
-    decisions_markdown,
-    score_predictions,
 )
+from vqc.metrics.scoring import ScoringMetrics, compare_decisions, score_predictions
 
 __all__ = [
     "DECISION_RULES",

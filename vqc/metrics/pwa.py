@@ -5,7 +5,7 @@ torchmetrics' ``MulticlassConfusionMatrix`` (a count matrix reduced by sum): und
 gathered counts, and hence the PWA, equal those of one process seeing all the data.
 
 A PWA figure alone misleads (a constant answer can score 0.99): read it beside the floor and
-lift that ``vqc.metrics.report.ScoringMetrics`` reports.
+lift that ``vqc.metrics.scoring.ScoringMetrics`` reports.
 """
 
 from __future__ import annotations

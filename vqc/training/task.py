@@ -22,7 +22,7 @@ from vqc.errors import ConfigError
 from vqc.inspection.evaluate import evaluate_inspector
 from vqc.inspection.fit import fit_inspector
 from vqc.inspection.inspector import InspectorSpec
-from vqc.metrics import load_cost_matrix
+from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
@@ -174,11 +174,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         tester.test(module, datamodule=datamodule, ckpt_path=best or None,
                     weights_only=True, verbose=False)
         summary["test"] = module.test_report.to_dict()
-        summary["test_decisions"] = {rule: {"pwa": r.pwa, "escapes": r.escapes,
-                                            "macro_recall": r.macro_recall}
-                                     for rule, r in module.test_decisions.items()}
-        write_atomic(run_dir / "test_report.md",
-                     with_warnings(module.test_report.to_markdown("Test"), warnings))
+        summary["test_decisions"] = {rule: r.to_dict() for rule, r in module.test_decisions.items()}
+        write_atomic(run_dir / "test_report.md", with_warnings(
+            module.test_report.to_markdown("Test") + "\n"
+            + decisions_markdown(module.test_decisions), warnings))
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested))
     metric_name = cfg.get("optimized_metric")

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.data.synthetic.counts import DEFAULT_CLASS_FLOOR, DEFAULT_DRIFT_FRACTION
 from vqc.data.synthetic.writer import ensure_generated, generate
 from vqc.errors import ConfigError

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from vqc.data.classes import CHALLENGE_CLASS_NAMES, CHALLENGE_GOOD, CHALLENGE_OPEN_SET
+from vqc.classes import CHALLENGE_CLASS_NAMES, CHALLENGE_GOOD, CHALLENGE_OPEN_SET
 from vqc.errors import ConfigError
 
 GOOD = CHALLENGE_GOOD

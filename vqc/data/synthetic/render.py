@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageFilter
 
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.data.preprocess import CHALLENGE_ROTATE_CROP
 from vqc.data.synthetic.camera import WINDOW_LIGHTING, add_noise, apply_lighting
 from vqc.data.synthetic.counts import DRIFT, GOOD, MISSING, TRAINED_CLASSES

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from vqc.data.classes import CHALLENGE_CLASS_NAMES
+from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.data.synthetic.counts import (
     DEFAULT_CLASS_FLOOR,
     DEFAULT_DRIFT_FRACTION,

@@ -1,0 +1,57 @@
+"""The end of a training run on the terminal: the same tables as ``vqc-evaluate``, read back
+from the run's summary dict."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+import torch
+from rich.console import Console
+
+from tests.metrics.cases import LABELS, MISTAKES
+from vqc.cli import report as cli_report
+from vqc.metrics import compare_decisions, score_predictions
+
+T = torch.tensor(LABELS)
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> Console:
+    console = Console(record=True, width=160, file=io.StringIO())
+    monkeypatch.setattr(cli_report, "console", console)
+    return console
+
+
+def test_training_summary(recorded: Console, tmp_path) -> None:
+    test = score_predictions(torch.tensor(MISTAKES), T)
+    p = torch.full((len(LABELS), 6), 0.1)
+    p[:, 0] = 0.5
+    decisions = compare_decisions(p, T)
+    summary = json.loads(json.dumps({  # through JSON, as summary.json holds it
+        "run_dir": str(tmp_path), "best_checkpoint": "best.ckpt", "optimized_metric": "val/pwa",
+        "metric": 0.5, "test": test.to_dict(),
+        "test_decisions": {rule: r.to_dict() for rule, r in decisions.items()},
+    }))
+    cli_report.print_training_summary(summary)
+    text = recorded.export_text()
+    for words in ("PWA (official)", "0.7790", "always 'Missing': PWA 0.9880",
+                  "1 / 7 (14.3%)", "Per class", "Confusion matrix", "warning: no lift",
+                  "Decision rules", f"{decisions['bayes'].pwa:.4f}",
+                  "best checkpoint: best.ckpt (val/pwa = 0.5000)"):
+        assert words in text, words
+    assert [t.title for t in cli_report.test_tables(summary["test"])][:2] == ["Test", "Per class"]
+
+
+def test_inspection_beside_the_classifier_alone(recorded: Console) -> None:
+    full = score_predictions(T, T)
+    alone = score_predictions(torch.tensor(MISTAKES), T)
+    cli_report.print_inspection({"report": full.to_dict(), "classifier_only": alone.to_dict(),
+                                 "drift_auroc": 0.875, "false_drift_rate": None,
+                                 "drift_recall": 1.0})
+    text = recorded.export_text()
+    assert "Test: the whole inspection (drift detector + classifier)" in text
+    lines = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
+    assert "1.0000" in lines["inspection"] and "0.7790" in lines["classifier alone (argmax)"]
+    assert "drift: AUROC 0.875, false-drift rate –, drift images caught 1.000" in text
