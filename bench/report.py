@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, load_results
+from bench.real_data import SECTION, experiment_of, goal_verdicts, headline, seed_runs, spread
 
 OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
 ANALYSIS = ROOT / "bench" / "analysis.md"
@@ -155,48 +156,177 @@ def padim_fit(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[
     return out + table(["fit", "images", "time (s)", "peak (GiB)", "growth (GiB)"], rows)
 
 
-def real_data(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
-    f = result["figures"]
-    alone = f["classifier_only"]
-    minutes = f["seconds"]["median"] / 60
-    out = [where(result), "", f"`python train.py experiment=magnetic_tile` "
-           f"({' '.join(f['overrides']) or 'no overrides'}): {f['epochs']} epochs, "
-           f"{minutes:.1f} min end to end (caching, training, drift fit, calibration, test).", ""]
-    goals.append([f"{tag}: magnetic tiles end to end", "<= 30 min", f"{minutes:.1f} min",
-                  met(minutes <= 30)])
-    out += real_data_table(f)
-    out += ["", "Per class (whole inspection):", ""]
-    out += table(["class", "test images", "predicted", "recall"],
-                 [[r["name"], str(r["images"]), str(r["predicted"]), num(r["recall"], 3)]
-                  for r in f["per_class"]])
-    picture = Path(f["confusion_png"])
-    out += ["", f"Classifier alone (argmax, no drift detector): PWA {num(alone['pwa'], 4)}, "
-            f"{alone['escapes']} escapes, macro recall {num(alone['macro_recall'], 3)}.", "",
-            f"![confusion matrix]({picture.relative_to('docs')})" if picture.parts[0] == "docs"
-            else f"Confusion matrix: `{picture}`"]
-    for name, g in f["goals"].items():
-        goals.append([f"{tag}: magnetic tiles {name.replace('_', ' ')}",
-                      ("<= " if name in ("escape_rate", "false_drift_rate") else ">= ") +
-                      (pct(g["goal"], 0) if "rate" in name else num(g["goal"], 2)),
-                      pct(g["measured"]) if "rate" in name else num(g["measured"], 3),
-                      met(g["met"])])
+#: How each headline figure is labelled and written; a label may name a count of the test split.
+HEADLINE_ROWS: dict[str, tuple[str, Callable[[float | None], str]]] = {
+    "cost_ratio": ("cost ratio to the best constant predictor", lambda v: num(v, 3)),
+    "pwa": ("PWA (whole inspection, official-shaped costs)", lambda v: num(v, 4)),
+    "floor_pwa": ("best constant predictor ({floor}): PWA", lambda v: num(v, 4)),
+    "macro_recall": ("macro recall (known classes)", lambda v: num(v, 3)),
+    "escapes": ("defect escapes (of {defect_images} defects)", lambda v: num(v, 0)),
+    "good_flagged": ("GOOD flagged (false alarms, of {good_images} GOOD)", pct),
+    "drift_auroc": ("drift AUROC", lambda v: num(v, 3)),
+    "drift_caught": ("drift images caught", pct),
+    "false_drift": ("false drift (known-class images flagged)", pct),
+    "minutes": ("minutes end to end (one run)", lambda v: num(v, 1)),
+}
+
+
+def spread_cell(key: str, value: dict[str, Any] | None) -> str:
+    """``median [min–max]`` of a headline figure over seeds, in that figure's format."""
+    write = HEADLINE_ROWS[key][1]
+    if not value:
+        return "–"
+    if len(value.get("runs", [])) <= 1:
+        return write(value["median"])
+    return f"{write(value['median'])} [{write(value['min'])}–{write(value['max'])}]"
+
+
+def row_label(key: str, runs: list[dict[str, Any]]) -> str:
+    i = runs[0].get("inspection") or {}
+    floor = (i.get("floor") or {}).get("name")
+    counts = {"floor": f"always {floor}" if floor else "–",
+              "defect_images": i.get("defect_images", "–"),
+              "good_images": i.get("good_images", "–")}
+    return HEADLINE_ROWS[key][0].format(**{k: "–" if v is None else v
+                                           for k, v in counts.items()})
+
+
+def seed_header(run: dict[str, Any]) -> str:
+    return "run" if run.get("seed") is None else f"seed {run['seed']}"
+
+
+def real_data_table(f: dict[str, Any], per_seed: bool = False,
+                    beside: dict[str, dict[str, Any]] | None = None) -> list[str]:
+    """The headline table: the median [min–max] over seeds (also in the README).
+
+    ``per_seed`` adds a column per seed; ``beside`` adds, per label, another result's
+    headline (each its own median [min–max]) for comparison.
+    """
+    runs = seed_runs(f)
+    summary = spread(runs)
+    several = len(runs) > 1
+    header = ["figure"]
+    if per_seed and several:
+        header += [seed_header(r) for r in runs]
+    header.append(f"median [min–max], {len(runs)} seeds" if several else "value")
+    others = {label: spread(seed_runs(g)) for label, g in (beside or {}).items()}
+    header += list(others)
+    rows = []
+    for key, (_, write) in HEADLINE_ROWS.items():
+        row = [row_label(key, runs)]
+        if per_seed and several:
+            row += [write(headline(r)[key]) for r in runs]
+        row.append(spread_cell(key, summary[key]))
+        row += [spread_cell(key, other[key]) for other in others.values()]
+        rows.append(row)
+    return table(header, rows)
+
+
+def measured(values: dict[str, float | None]) -> str:
+    """A goal's figures (one run's, or the worst of each), each in its own format."""
+    return ", ".join(HEADLINE_ROWS[key][1](value) for key, value in values.items())
+
+
+def goal_cell(verdict: dict[str, Any]) -> str:
+    """A goal's figures (one run's, or the worst's) and whether they meet it."""
+    return f"{measured(verdict.get('measured', verdict.get('worst', {})))}: {met(verdict['met'])}"
+
+
+def real_data_goals(f: dict[str, Any], beside: dict[str, dict[str, Any]]) -> list[str]:
+    """Each goal on every seed, on the worst seed, and how many seeds met it."""
+    runs = seed_runs(f)
+    verdicts = goal_verdicts(runs)
+    others = {label: goal_verdicts(seed_runs(g)) for label, g in beside.items()}
+    header = ["goal", "target"]
+    if len(runs) > 1:
+        header += [seed_header(r) for r in runs]
+    header += ["worst seed", "seeds met", *(f"{label}: worst" for label in others)]
+    rows = []
+    for n, v in enumerate(verdicts):
+        row = [v["goal"].name, v["goal"].target]
+        if len(runs) > 1:
+            row += [goal_cell(r) for r in v["per_run"]]
+        row += [goal_cell(v), f"{v['runs_met']} of {v['runs']}"]
+        row += [goal_cell(other[n]) for other in others.values()]
+        rows.append(row)
+    return table(header, rows)
+
+
+def beside_label(name: str, result: dict[str, Any]) -> str:
+    experiment = experiment_of(name, result["figures"])
+    kind = "from scratch" if experiment.endswith("_scratch") else experiment
+    return f"{kind} (`{experiment}`)" if kind != experiment else f"`{experiment}`"
+
+
+def real_data(results: dict[str, dict[str, Any]], goals: list[list[str]],
+              tag: str) -> list[str]:
+    """A machine's real-data results: the default experiment over its seeds, the others
+    (the from-scratch run) beside it; alone, another experiment is shown in full."""
+    name = SECTION if SECTION in results else sorted(results)[0]
+    result, f = results[name], results[name]["figures"]
+    beside = {beside_label(n, r): r for n, r in sorted(results.items()) if n != name}
+    runs = seed_runs(f)
+    experiment = experiment_of(name, f)
+    seeds = ", ".join(str(r["seed"]) for r in runs if r.get("seed") is not None)
+    epochs = sorted({r.get("epochs") for r in runs if r.get("epochs") is not None})
+    out = [where(result), "",
+           f"`python train.py experiment={experiment}` "
+           f"({' '.join(f.get('overrides') or []) or 'no overrides'})"
+           + (f", one run per seed (`seed=` {seeds}) in its own folder" if seeds else "")
+           + f": {'/'.join(map(str, epochs)) or '–'} epochs, "
+           f"{spread_cell('minutes', spread(runs)['minutes'])} min a run end to end (caching, "
+           "training, drift fit, calibration, test).", ""]
+    for label, other in beside.items():
+        out += [f"Beside it, {label}: {where(other)}", ""]
+    out += real_data_table(f, per_seed=True, beside={k: r["figures"] for k, r in beside.items()})
+    out += ["", "Goals, checked on every seed and on the worst one (met there: met by every "
+            "seed; for a goal on two figures, the worst of each):", ""]
+    out += real_data_goals(f, {k: r["figures"] for k, r in beside.items()})
+    for v in goal_verdicts(runs):
+        goals.append([f"{tag}: magnetic tiles, `{experiment}`: {v['goal'].name}",
+                      v["goal"].target,
+                      f"worst seed {measured(v['worst'])}; {v['runs_met']} of {v['runs']} "
+                      "seeds met" if v["runs"] > 1 else measured(v["worst"]), met(v["met"])])
+    out += ["", "Per class (whole inspection): recall (images predicted as the class):", ""]
+    out += per_class_table(runs)
+    alone = [r.get("classifier_only") or {} for r in runs]
+    out += ["", "Classifier alone (argmax, no drift detector)"
+            + (", seed by seed" if len(runs) > 1 else "") + ": PWA "
+            + ", ".join(num(a.get("pwa"), 4) for a in alone) + "; escapes "
+            + ", ".join(num(a.get("escapes"), 0) for a in alone) + "; macro recall "
+            + ", ".join(num(a.get("macro_recall"), 3) for a in alone) + "."]
+    if f.get("confusion_png"):
+        picture = Path(f["confusion_png"])
+        which = (f" (seed {f['confusion_seed']}, the median cost ratio)"
+                 if "confusion_seed" in f and len(runs) > 1 else "")
+        out += ["", f"![confusion matrix{which}]({picture.relative_to('docs')})"
+                if picture.parts[0] == "docs" else f"Confusion matrix{which}: `{picture}`"]
     return out
 
 
-def real_data_table(f: dict[str, Any]) -> list[str]:
-    """The headline table (also in the README)."""
-    i = f["inspection"]
-    return table(["figure", "value"], [
-        ["PWA (whole inspection, official-shaped costs)", num(i["pwa"], 4)],
-        ["best constant predictor", f"always {i['floor']['name']}: {num(i['floor']['pwa'], 4)}"],
-        ["cost ratio to the best constant", num(i["cost_ratio"], 3)],
-        ["macro recall", num(i["macro_recall"], 3)],
-        ["defect escapes", f"{i['escapes']} of {i['defect_images']} ({pct(i['escape_rate'])})"],
-        ["GOOD false alarms", f"{i['false_alarms']} of {i['good_images']}"],
-        ["drift AUROC", num(f["drift_auroc"], 3)],
-        ["false drift (known-class images flagged)", pct(f["false_drift_rate"])],
-        ["drift images caught", pct(f["drift_recall"])],
-    ])
+def per_class_table(runs: list[dict[str, Any]]) -> list[str]:
+    names = [r["name"] for r in runs[0].get("per_class") or []]
+    by_name = [{r["name"]: r for r in run.get("per_class") or []} for run in runs]
+    rows = []
+    for name in names:
+        cells = []
+        for classes in by_name:
+            r = classes.get(name)
+            cells.append("–" if r is None else
+                         f"{num(r.get('recall'), 3)} ({num(r.get('predicted'), 0)})")
+        rows.append([name, str(by_name[0][name].get("images", "–")), *cells])
+    return table(["class", "test images", *[seed_header(r) for r in runs]], rows)
+
+
+def section_results(section: str,
+                    machine_results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """What a section's writer reads from one machine's results: its result, or for real
+    data every experiment's result by name (``real_data``, ``real_data_scratch``...)."""
+    if section == SECTION:
+        found = {name: r for name, r in machine_results.items()
+                 if name == SECTION or name.startswith(SECTION + "_")}
+        return found or None
+    return machine_results.get(section)
 
 
 WRITERS: dict[str, tuple[str, Callable[[dict[str, Any], list[list[str]], str], list[str]]]] = {
@@ -228,8 +358,8 @@ def render(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     machines = []
     for number, section in enumerate(SECTIONS, 1):
         title, writer = WRITERS[section]
-        found = [(tag, machine_results[section]) for tag, machine_results in results.items()
-                 if section in machine_results]
+        found = [(tag, picked) for tag, machine_results in results.items()
+                 if (picked := section_results(section, machine_results))]
         body += ["", f"## {number}. {title}", ""]
         if not found:
             body.append("*Not measured yet.*")
