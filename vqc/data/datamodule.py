@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 
 from vqc.classes import ClassSet
 from vqc.data.cache import ImageCache
-from vqc.data.csvio import write_csv_atomic
 from vqc.data.dataset import (
     EpochSampler,
     ImageDataset,
@@ -28,6 +27,7 @@ from vqc.data.index import DataIndex, OnBad, SourceConfig, build_index
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
 from vqc.errors import ConfigError, DataError
+from vqc.io import write_csv_atomic
 
 log = logging.getLogger(__name__)
 
