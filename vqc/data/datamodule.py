@@ -23,7 +23,8 @@ from vqc.data.dataset import (
     default_workers,
     warm_cache,
 )
-from vqc.data.index import DataIndex, OnBad, SourceConfig, build_index
+from vqc.data.index import DataIndex, OnBad, build_index
+from vqc.data.layouts import DataSource
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
 from vqc.errors import ConfigError, DataError
@@ -41,7 +42,7 @@ class VqcDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: SourceConfig,
+        source: DataSource,
         preprocess: Preprocessor,
         cache_dir: str,
         classes: ClassSet | None = None,
