@@ -24,6 +24,8 @@ from typing import Any
 
 import torch
 
+import vqc
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 
@@ -125,6 +127,7 @@ def machine(device: torch.device | str = "cpu") -> dict[str, Any]:
         "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
         "python": platform.python_version(),
         "torch": torch.__version__,
+        "vqc": vqc.__version__,
         "device": str(device),
     }
     if torch.device(device).type == "cuda":

@@ -9,14 +9,13 @@ from tests.conftest import TinyChallenge
 from vqc.data import cache as cache_module
 from vqc.data.cache import ImageCache
 from vqc.data.datamodule import VqcDataModule
-from vqc.data.index import SourceConfig
+from vqc.data.layouts import ChallengeFiles
 from vqc.data.preprocess import Preprocessor
 
 
 def _datamodule(tiny: TinyChallenge, pre: Preprocessor, cache_dir: Path) -> VqcDataModule:
-    source = SourceConfig(format="challenge", train_csv=str(tiny.train_csv),
-                          train_images=str(tiny.train_images), test_csv=str(tiny.test_csv),
-                          test_images=str(tiny.test_images))
+    source = ChallengeFiles(train_csv=str(tiny.train_csv), train_images=str(tiny.train_images),
+                            test_csv=str(tiny.test_csv), test_images=str(tiny.test_images))
     return VqcDataModule(source, pre, str(cache_dir), good="GOOD", open_set="Drift",
                          batch_size=4, cache_workers=1, seed=0)
 

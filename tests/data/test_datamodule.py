@@ -12,14 +12,13 @@ from vqc.config import compose
 from vqc.data.build import build_datamodule
 from vqc.data.datamodule import VqcDataModule
 from vqc.data.dataset import balanced_sampler
-from vqc.data.index import SourceConfig
+from vqc.data.layouts import ChallengeFiles
 from vqc.errors import DataError
 
 
 def _dm(tiny, pre, cache_dir, **kwargs) -> VqcDataModule:
-    source = SourceConfig(format="challenge", train_csv=str(tiny.train_csv),
-                          train_images=str(tiny.train_images), test_csv=str(tiny.test_csv),
-                          test_images=str(tiny.test_images))
+    source = ChallengeFiles(train_csv=str(tiny.train_csv), train_images=str(tiny.train_images),
+                            test_csv=str(tiny.test_csv), test_images=str(tiny.test_images))
     classes = ClassSet(("GOOD", "Scratch", "Dent", "Drift"), open_set="Drift", good="GOOD")
     defaults = {"classes": classes, "batch_size": 4, "cache_workers": 1}
     return VqcDataModule(source, pre, str(cache_dir), **(defaults | kwargs))

@@ -8,16 +8,16 @@ from PIL import Image
 
 from tests.conftest import TINY_TABLE, tiny_image
 from vqc.classes import ClassSet
-from vqc.data.index import SourceConfig, build_index, infer_classes
+from vqc.data.index import build_index, infer_classes
+from vqc.data.layouts import ChallengeFiles, ClassFolders, CsvList
 from vqc.errors import ConfigError, DataError
 
 CLASSES = ClassSet(("GOOD", "Scratch", "Dent", "Drift"), open_set="Drift", good="GOOD")
 
 
-def _challenge(tiny, **extra) -> SourceConfig:
-    return SourceConfig(format="challenge", train_csv=str(tiny.train_csv),
-                        train_images=str(tiny.train_images), test_csv=str(tiny.test_csv),
-                        test_images=str(tiny.test_images), **extra)
+def _challenge(tiny, **extra) -> ChallengeFiles:
+    return ChallengeFiles(train_csv=str(tiny.train_csv), train_images=str(tiny.train_images),
+                          test_csv=str(tiny.test_csv), test_images=str(tiny.test_images), **extra)
 
 
 def test_challenge_layout(tiny_challenge):
@@ -63,8 +63,8 @@ def test_generic_csv_with_custom_columns_and_inferred_classes(tmp_path):
         "kind": ["ok", "ok", "ok", "dent", "dent", "dent", "crack", "crack", "weird"],
         "part": ["train"] * 7 + ["test"] * 2,
     }).to_csv(tmp_path / "list.csv", index=False)
-    source = SourceConfig(format="csv", csv=str(tmp_path / "list.csv"),
-                          columns={"image": "file", "label": "kind", "split": "part"})
+    source = CsvList(csv=str(tmp_path / "list.csv"),
+                     columns={"image": "file", "label": "kind", "split": "part"})
     index = build_index(source, None, good="ok", open_set="weird")
     assert index.classes.names == ("ok", "crack", "dent", "weird")
     assert index.classes.open_set == "weird" and index.classes.good == "ok"
@@ -74,12 +74,12 @@ def test_generic_csv_with_custom_columns_and_inferred_classes(tmp_path):
 
 def test_class_folders_flat_and_split(tmp_path):
     _write_images(tmp_path / "flat", ["good/a.png", "good/b.png", "dent/c.png"])
-    index = build_index(SourceConfig(format="folders", root=str(tmp_path / "flat")), None,
+    index = build_index(ClassFolders(root=str(tmp_path / "flat")), None,
                         good="good")
     assert index.classes.names == ("good", "dent") and index.test is None
     _write_images(tmp_path / "split", ["train/good/a.png", "train/dent/b.jpg",
                                        "test/good/c.png", "test/drift/d.png"])
-    index = build_index(SourceConfig(format="folders", root=str(tmp_path / "split")), None,
+    index = build_index(ClassFolders(root=str(tmp_path / "split")), None,
                         good="good", open_set="drift")
     assert index.classes.names == ("good", "dent", "drift")
     assert index.counts(index.train) == [1, 1, 0] and index.counts(index.test) == [1, 0, 1]
@@ -154,7 +154,7 @@ def test_class_with_no_training_images(tiny_challenge):
 
 def test_unset_root_is_a_config_error():
     with pytest.raises(ConfigError, match=r"data\.train_csv is not set"):
-        build_index(SourceConfig(format="challenge", train_csv="???"), CLASSES)
+        build_index(ChallengeFiles(train_csv="???"), CLASSES)
 
 
 def test_open_set_must_be_the_last_class():
@@ -179,4 +179,4 @@ def test_folder_without_images(tmp_path):
     (tmp_path / "good").mkdir()
     Image.new("L", (4, 4)).save(tmp_path / "good" / "notes.gif")
     with pytest.raises(DataError, match="no images"):
-        build_index(SourceConfig(format="folders", root=str(tmp_path)), None)
+        build_index(ClassFolders(root=str(tmp_path)), None)

@@ -32,7 +32,6 @@ from vqc.config import compose
 from vqc.data.build import build_datamodule
 from vqc.errors import ConfigError
 from vqc.training.distributed import ExactEvalDDPStrategy, check_launch
-from vqc.training.figures import FigureSink
 from vqc.training.task import build_module
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -153,7 +152,7 @@ def test_two_processes_validate_and_test_like_one(tmp_path):
     datamodule.prepare_data()
     datamodule.setup()
     assert len(datamodule.val_frame) == 9
-    module = build_module(cfg, datamodule, FigureSink())
+    module = build_module(cfg, datamodule)
     trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, enable_progress_bar=False,
                         enable_model_summary=False, enable_checkpointing=False)
     (single,) = trainer.validate(module, datamodule=datamodule, ckpt_path=best,

@@ -21,7 +21,8 @@ from torch import nn
 from tests.training.conftest import fast_overrides, write_tiny_csv_set
 from vqc.config import compose
 from vqc.training import task as task_module
-from vqc.training.module import ClassifierModule, refuse_non_finite_best
+from vqc.training.callbacks import FiniteModelCheckpoint
+from vqc.training.module import ClassifierModule
 from vqc.training.task import train
 
 # The tiny set: 24 training images (3 classes), 6 held out for validation, 18 left in batches of
@@ -211,13 +212,18 @@ def test_a_run_that_never_validates_finite_has_no_best_and_says_why(data_set, tm
 @pytest.mark.parametrize("mode, bad", [("max", math.nan), ("max", -math.inf),
                                        ("min", math.nan), ("min", math.inf)])
 def test_checkpoint_guard_refuses_non_finite_scores(tmp_path, mode, bad):
-    checkpoint = ModelCheckpoint(dirpath=tmp_path, monitor="val/pwa", mode=mode)
-    refuse_non_finite_best(checkpoint)
-    refuse_non_finite_best(checkpoint)  # installing it twice wraps once
+    checkpoint = FiniteModelCheckpoint(dirpath=tmp_path, monitor="val/pwa", mode=mode)
     # No checkpoint yet: Lightning alone would accept anything, NaN included.
+    assert ModelCheckpoint(dirpath=tmp_path, monitor="val/pwa",
+                           mode=mode).check_monitor_top_k(None, torch.tensor(bad)) is True
     assert checkpoint.check_monitor_top_k(None, torch.tensor(bad)) is False
     assert checkpoint.check_monitor_top_k(None, torch.tensor(0.5)) is True
     assert checkpoint.check_monitor_top_k(None, None) is False
-    plain = ModelCheckpoint(dirpath=tmp_path, monitor=None)
-    refuse_non_finite_best(plain)
-    assert not getattr(plain, "_refuses_non_finite", False)
+
+
+def test_checkpoint_guard_keeps_the_state_key_of_lightnings_checkpoint(tmp_path):
+    """Checkpoints written with either class resume with their best score."""
+    settings = {"dirpath": tmp_path, "monitor": "val/pwa", "mode": "max"}
+    key = FiniteModelCheckpoint(**settings).state_key
+    assert key == ModelCheckpoint(**settings).state_key
+    assert key.startswith("ModelCheckpoint{") and "val/pwa" in key

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from vqc.data.csvio import folder_problem, write_atomic
 from vqc.errors import DataError, VqcError
+from vqc.io import folder_problem, write_atomic
 from vqc.metrics.cost import NAMED_MATRICES, load_cost_matrix
 from vqc.metrics.files import (
     Matched,

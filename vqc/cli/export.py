@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from rich.console import Console
 
-from vqc.data.csvio import folder_problem
 from vqc.errors import DataError, VqcError
+from vqc.io import folder_problem
 
 if TYPE_CHECKING:
     from vqc.inspection.inspector import Inspector

@@ -26,9 +26,10 @@ import pandas as pd
 from rich.console import Console
 from rich.progress import Progress
 
-from vqc.data.csvio import folder_problem, read_csv, write_csv_atomic
+from vqc.data.csvio import read_csv
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
+from vqc.io import folder_problem, write_csv_atomic
 
 if TYPE_CHECKING:
     from vqc.export.runtime import OnnxInspector

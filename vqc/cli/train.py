@@ -13,8 +13,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import CONFIG_DIR
-from vqc.data.csvio import folder_problem
 from vqc.errors import VqcError
+from vqc.io import folder_problem
 
 log = logging.getLogger("vqc")
 

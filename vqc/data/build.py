@@ -1,4 +1,8 @@
-"""Build the data module from the ``data`` section of the config."""
+"""Build the data module from the ``data`` section of the config.
+
+The section holds the loader's keys (``LOADER_KEYS``, defaults in ``conf/data/base/``) and
+those of one data layout, named by ``layout`` (see ``vqc.data.layouts``).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +15,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from vqc.data.classes import ClassSet
 from vqc.data.datamodule import VqcDataModule
-from vqc.data.index import SourceConfig
+from vqc.data.layouts import DataSource, build_source
 from vqc.data.preprocess import Preprocessor
 from vqc.errors import ConfigError
 
-_SOURCE_KEYS = ("format", "root", "train_csv", "train_images", "test_csv", "test_images",
-                "test_labelled", "csv", "columns", "train_split", "test_split", "test_root")
+#: Keys of the ``data`` config read by the loader; the others, but ``layout``, are the layout's.
+LOADER_KEYS = frozenset({"classes", "preprocess", "val_fraction", "group_by", "balanced",
+                         "batch_size", "num_workers", "pin_memory", "cache_workers", "augment",
+                         "mean", "std", "on_bad_image", "generate"})
 
 
 def _plain(cfg: DictConfig | Mapping[str, Any]) -> dict[str, Any]:
@@ -45,6 +51,12 @@ def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
                         resize=cfg.get("resize", "stretch"))
 
 
+def build_data_source(cfg: Mapping[str, Any]) -> DataSource:
+    """The data source of a plain ``data`` config: its ``layout``'s builder, given its keys."""
+    keys = {k: v for k, v in cfg.items() if k not in LOADER_KEYS and k != "layout"}
+    return build_source(cfg.get("layout"), keys)  # type: ignore[arg-type]
+
+
 def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], Any]:
     from vqc.data.synthetic import ensure_generated
 
@@ -56,10 +68,7 @@ def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
     """A ``VqcDataModule`` for the ``data`` config group (see ``conf/data/``)."""
     augment = [instantiate(step) for step in (data.get("augment") or [])]
     cfg = _plain(data)
-    try:
-        source = SourceConfig(**{k: cfg[k] for k in _SOURCE_KEYS if k in cfg})
-    except TypeError as err:
-        raise ConfigError(f"data: {err}") from err
+    source = build_data_source(cfg)
     classes_cfg = cfg.get("classes") or {}
     generate = cfg.get("generate")
     prepare = synthetic_preparer(str(cfg["root"]), generate) if generate else None

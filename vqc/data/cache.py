@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vqc.data.csvio import write_atomic
 from vqc.data.preprocess import Preprocessor
+from vqc.io import write_atomic
 
 
 @dataclass

@@ -15,7 +15,6 @@ from torch.utils.data import DataLoader
 
 from vqc.classes import ClassSet
 from vqc.data.cache import ImageCache
-from vqc.data.csvio import write_csv_atomic
 from vqc.data.dataset import (
     EpochSampler,
     ImageDataset,
@@ -24,10 +23,12 @@ from vqc.data.dataset import (
     default_workers,
     warm_cache,
 )
-from vqc.data.index import DataIndex, OnBad, SourceConfig, build_index
+from vqc.data.index import DataIndex, OnBad, build_index
+from vqc.data.layouts import DataSource
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
 from vqc.errors import ConfigError, DataError
+from vqc.io import write_csv_atomic
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class VqcDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        source: SourceConfig,
+        source: DataSource,
         preprocess: Preprocessor,
         cache_dir: str,
         classes: ClassSet | None = None,

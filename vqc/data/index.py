@@ -1,4 +1,4 @@
-"""Assemble a data set's train and test tables from its configured source.
+"""Assemble a data set's train and test tables from its source (see ``vqc.data.layouts``).
 
 This is where labels become codes, the open-set label is kept out of training, files are
 checked to exist and libs to be known, and the class list can be inferred from the data.
@@ -7,7 +7,7 @@ checked to exist and libs to be known, and the class list can be inferred from t
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -16,38 +16,12 @@ import numpy as np
 import pandas as pd
 
 from vqc.classes import ClassSet
-from vqc.data.sources import read_challenge, read_class_folders, read_generic_csv
+from vqc.data.layouts import DataSource
 from vqc.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
-Format = Literal["challenge", "csv", "folders"]
 OnBad = Literal["error", "skip"]
-
-
-@dataclass
-class SourceConfig:
-    """Where a data set lives; which fields matter depends on ``format``.
-
-    challenge: ``train_csv`` + ``train_images``, optional ``test_csv`` + ``test_images``.
-    csv: ``csv`` (+ ``root`` for relative paths, ``columns`` for column names); rows whose split
-    column equals ``train_split`` train, ``test_split`` test; or a second ``test_csv``.
-    folders: ``root`` with class folders (or train/test folders of class folders), optional
-    ``test_root``.
-    """
-
-    format: Format = "challenge"
-    root: str | None = None
-    train_csv: str | None = None
-    train_images: str | None = None
-    test_csv: str | None = None
-    test_images: str | None = None
-    test_labelled: bool = True
-    csv: str | None = None
-    columns: Mapping[str, str | None] = field(default_factory=dict)
-    train_split: str = "train"
-    test_split: str = "test"
-    test_root: str | None = None
 
 
 @dataclass
@@ -64,52 +38,6 @@ class DataIndex:
             return [0] * len(self.classes)
         codes = frame["code"].to_numpy()
         return np.bincount(codes[codes >= 0], minlength=len(self.classes)).tolist()
-
-
-def _required(value: str | None, name: str) -> str:
-    if value in (None, "", "???"):
-        raise ConfigError(f"data.{name} is not set")
-    return str(value)
-
-
-def load_tables(source: SourceConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """Raw train and test tables (labels as names) for ``source``."""
-    fmt = source.format
-    if fmt == "challenge":
-        train = read_challenge(_required(source.train_csv, "train_csv"),
-                               _required(source.train_images, "train_images"))
-        test = None
-        if source.test_csv:
-            test = read_challenge(source.test_csv, _required(source.test_images, "test_images"),
-                                  require_label=source.test_labelled)
-        return train, test
-    if fmt == "csv":
-        table = read_generic_csv(_required(source.csv, "csv"), source.root, source.columns)
-        if source.test_csv:
-            test = read_generic_csv(source.test_csv, source.root, source.columns,
-                                    require_label=source.test_labelled)
-            return table, test
-        return _by_split(table, source, str(source.csv))
-    if fmt == "folders":
-        table = read_class_folders(_required(source.root, "root"))
-        if source.test_root:
-            return table, read_class_folders(source.test_root)
-        return _by_split(table, source, str(source.root))
-    raise ConfigError(f"data.format={fmt!r}: expected 'challenge', 'csv' or 'folders'")
-
-
-def _by_split(table: pd.DataFrame, source: SourceConfig,
-              name: str) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    if table["split"].isna().all():
-        return table, None
-    known = {source.train_split, source.test_split, "val"}
-    other = sorted(set(table["split"].dropna()) - known)
-    if other:
-        raise DataError(f"{name}: unknown split value(s) {other}; expected "
-                        f"{source.train_split!r} or {source.test_split!r}")
-    train = table[table["split"] == source.train_split].reset_index(drop=True)
-    test = table[table["split"] == source.test_split].reset_index(drop=True)
-    return train, (test if len(test) else None)
 
 
 def infer_classes(labels: Sequence[str], good: str | None, open_set: str | None) -> ClassSet:
@@ -144,7 +72,7 @@ def _drop_missing_files(frame: pd.DataFrame, on_bad: OnBad,
     return frame[exists].reset_index(drop=True)
 
 
-def build_index(source: SourceConfig, classes: ClassSet | None,
+def build_index(source: DataSource, classes: ClassSet | None,
                 known_libs: Sequence[str] = (), on_bad_image: OnBad = "error",
                 good: str | None = None, open_set: str | None = None) -> DataIndex:
     """Read, check and encode a data set.
@@ -154,8 +82,8 @@ def build_index(source: SourceConfig, classes: ClassSet | None,
     """
     if on_bad_image not in ("error", "skip"):
         raise ConfigError(f"data.on_bad_image={on_bad_image!r}: expected 'error' or 'skip'")
-    train, test = load_tables(source)
-    name = _source_name(source)
+    train, test = source.tables()
+    name = source.name
     if len(train) == 0:
         raise DataError(f"{name}: the training set is empty (no training rows or images)")
     if classes is None:
@@ -192,12 +120,6 @@ def _without_open_set(train: pd.DataFrame, classes: ClassSet) -> pd.DataFrame:
         log.warning("%d training image(s) labelled %r (the open-set label) are not trained on",
                     dropped, classes.open_set)
     return train[train["code"] != code].reset_index(drop=True)
-
-
-def _source_name(source: SourceConfig) -> str:
-    """The file or folder that lists the training images, for messages."""
-    where = {"challenge": source.train_csv, "csv": source.csv, "folders": source.root}
-    return str(where.get(source.format) or "data")
 
 
 def _check_training_classes(train: pd.DataFrame, classes: ClassSet, name: str) -> None:

@@ -34,13 +34,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vqc.data.csvio import write_atomic
 from vqc.drift import GLOBAL, DriftDetector
 from vqc.drift.features import forward_with_maps, upsample_nearest
 from vqc.drift.gaussian import mahalanobis
 from vqc.drift.smoothing import gaussian_blur, resize_bilinear
 from vqc.errors import ConfigError, DataError
 from vqc.inspection.inspector import Inspector
+from vqc.io import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -25,14 +23,14 @@ import torch
 from matplotlib.ticker import MaxNLocator
 from torch import Tensor
 
+from vqc.classes import ClassSet
 from vqc.data.cache import ImageCache
-from vqc.data.classes import ClassSet
 from vqc.data.dataset import frame_batches
 from vqc.drift.features import forward_with_maps
 from vqc.drift.smoothing import resize_bilinear
 from vqc.inspection.evaluate import InspectionReport
 from vqc.inspection.inspector import Inspector
-from vqc.training.figures import send_figure, tsne_figure
+from vqc.plotting import save_figure, send_figure, tsne_figure, unit_range
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +47,7 @@ def _gray(image: Tensor) -> np.ndarray:
     """One ``(C, H, W)`` image, normalised or raw, as a 2-D array scaled to [0, 1]."""
     picture = image.detach().float().cpu()
     picture = picture.mean(dim=0) if picture.dim() == 3 else picture
-    values = picture.numpy()
-    low, span = float(values.min()), float(np.ptp(values))
-    return (values - low) / max(span, 1e-6)
+    return unit_range(picture.numpy())
 
 
 def anomaly_overlay_figure(images: Tensor, maps: Tensor, titles: Sequence[str],
@@ -197,11 +193,82 @@ def _identity(image: Tensor) -> Tensor:
     return image
 
 
-def _save(fig: plt.Figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+def _drift_scores(inspector: Inspector, predictions: pd.DataFrame) -> np.ndarray | None:
+    """The drift score of each row, or ``None`` without a detector or any score."""
+    if inspector.drift is None or "drift_score" not in predictions:
+        return None
+    scores = pd.to_numeric(predictions["drift_score"], errors="coerce").to_numpy(float)
+    return None if np.isnan(scores).all() else scores
+
+
+def _flagged(predictions: pd.DataFrame, classes: ClassSet) -> np.ndarray:
+    """Rows decided as the open-set class (flagged as drift)."""
+    if classes.open_set_code is None:
+        return np.array([], dtype=np.int64)
+    return np.flatnonzero(predictions["decision"].to_numpy() == classes.open_set_code)
+
+
+def _highest(rows: np.ndarray, scores: np.ndarray, n: int) -> list[int]:
+    """The ``n`` of ``rows`` with the highest scores, highest first (ties in table order)."""
+    return rows[np.argsort(-scores[rows], kind="stable")][:n].tolist()
+
+
+@dataclass
+class _Pass:
+    """What one pass over the table gathers: embeddings, and raw images with their anomaly
+    maps for the overlay rows."""
+
+    embeddings: list[Tensor] = field(default_factory=list)
+    codes: list[Tensor] = field(default_factory=list)
+    pictures: dict[int, Tensor] = field(default_factory=dict)
+    maps: dict[int, Tensor] = field(default_factory=dict)
+
+
+def _gather(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache, wanted: set[int],
+            embed: bool, batch_size: int) -> _Pass:
+    found = _Pass()
+    if not (embed or wanted):
+        return found
+    device = next(inspector.classifier.parameters()).device
+    start = 0
+    for raw, batch_codes, libs in frame_batches(frame, cache, _identity, batch_size):
+        rows = [r for r in range(start, start + len(raw)) if r in wanted]
+        images = inspector.normalise(raw)
+        if embed:
+            with torch.no_grad():
+                found.embeddings.append(inspector.classifier.embed(images.to(device)).float().cpu())
+            found.codes.append(batch_codes)
+        if rows:
+            local = [r - start for r in rows]
+            batch_maps = _maps(inspector, images[local], [libs[i] for i in local])
+            for row, i, layer in zip(rows, local, batch_maps, strict=True):
+                found.pictures[row], found.maps[row] = raw[i], layer
+        start += len(raw)
+    return found
+
+
+def _overlays(predictions: pd.DataFrame, classes: ClassSet, scores: np.ndarray,
+              rows: list[int], found: _Pass, total: int, max_overlays: int) -> plt.Figure:
+    names = classes.names
+    labels = predictions["label"].to_numpy()
+    decisions = predictions["decision"].to_numpy()
+    titles = [_title(str(predictions["filename"][r]), names[int(labels[r])],
+                     names[int(decisions[r])], float(scores[r])) for r in rows]
+    return anomaly_overlay_figure(
+        torch.stack([found.pictures[r] for r in rows]),
+        torch.stack([found.maps[r] for r in rows]), titles,
+        scores=[float(scores[r]) for r in rows], max_images=max_overlays,
+        title=f"flagged as drift: {len(rows)} of {total} (highest scores), anomaly maps")
+
+
+def _histogram(inspector: Inspector, report: InspectionReport, predictions: pd.DataFrame,
+               scores: np.ndarray) -> plt.Figure:
+    threshold = inspector.drift.threshold
+    return drift_histogram_figure(
+        scores, predictions["label"].to_numpy(), inspector.classes,
+        None if threshold is None else threshold.threshold,
+        None if threshold is None else threshold.per_lib,
+        report.false_drift_rate, report.drift_recall)
 
 
 def inspection_figures(inspector: Inspector, report: InspectionReport, frame: pd.DataFrame,
@@ -219,69 +286,29 @@ def inspection_figures(inspector: Inspector, report: InspectionReport, frame: pd
     predictions = report.predictions.reset_index(drop=True)
     if len(predictions) != len(frame):
         raise ValueError(f"{len(frame)} table rows but {len(predictions)} predictions")
-    scores = (None if inspector.drift is None or "drift_score" not in predictions
-              else pd.to_numeric(predictions["drift_score"], errors="coerce").to_numpy(float))
-    if scores is not None and np.isnan(scores).all():
-        scores = None
-    overlay_rows: list[int] = []
-    if scores is not None and classes.open_set_code is not None:
-        flagged = np.flatnonzero(predictions["decision"].to_numpy() == classes.open_set_code)
-        overlay_rows = flagged[np.argsort(-scores[flagged], kind="stable")][:max_overlays].tolist()
-    wanted = set(overlay_rows)
-    embeddings: list[Tensor] = []
-    codes: list[Tensor] = []
-    pictures: dict[int, Tensor] = {}
-    maps: dict[int, Tensor] = {}
+    scores = _drift_scores(inspector, predictions)
+    flagged = _flagged(predictions, classes) if scores is not None else np.array([], int)
+    overlay_rows = _highest(flagged, scores, max_overlays) if len(flagged) else []
     want_tsne = len(frame) >= 5
-    start = 0
-    if want_tsne or wanted:
-        device = next(inspector.classifier.parameters()).device
-        for raw, batch_codes, libs in frame_batches(frame, cache, _identity, batch_size):
-            rows = [r for r in range(start, start + len(raw)) if r in wanted]
-            images = inspector.normalise(raw)
-            if want_tsne:
-                with torch.no_grad():
-                    embeddings.append(inspector.classifier.embed(images.to(device)).float().cpu())
-                codes.append(batch_codes)
-            if rows:
-                local = [r - start for r in rows]
-                batch_maps = _maps(inspector, images[local], [libs[i] for i in local])
-                for row, i, layer in zip(rows, local, batch_maps, strict=True):
-                    pictures[row], maps[row] = raw[i], layer
-            start += len(raw)
+    found = _gather(inspector, frame, cache, set(overlay_rows), want_tsne, batch_size)
     paths: dict[str, Path] = {}
     if overlay_rows:
-        names = classes.names
-        labels = predictions["label"].to_numpy()
-        decisions = predictions["decision"].to_numpy()
-        titles = [_title(str(predictions["filename"][r]), names[int(labels[r])],
-                         names[int(decisions[r])], float(scores[r])) for r in overlay_rows]
-        total = len(np.flatnonzero(predictions["decision"].to_numpy() == classes.open_set_code))
-        fig = anomaly_overlay_figure(
-            torch.stack([pictures[r] for r in overlay_rows]),
-            torch.stack([maps[r] for r in overlay_rows]), titles,
-            scores=[float(scores[r]) for r in overlay_rows], max_images=max_overlays,
-            title=f"flagged as drift: {len(overlay_rows)} of {total} (highest scores), "
-                  "anomaly maps")
-        paths[OVERLAYS] = _save(fig, out_dir / f"{OVERLAYS}.png")
+        fig = _overlays(predictions, classes, scores, overlay_rows, found, len(flagged),
+                        max_overlays)
+        paths[OVERLAYS] = save_figure(fig, out_dir / f"{OVERLAYS}.png")
     elif scores is not None:
         log.info("no image flagged as drift: no %s.png", OVERLAYS)
     if scores is not None:
-        threshold = inspector.drift.threshold
-        fig = drift_histogram_figure(
-            scores, predictions["label"].to_numpy(), classes,
-            None if threshold is None else threshold.threshold,
-            None if threshold is None else threshold.per_lib,
-            report.false_drift_rate, report.drift_recall)
-        paths[HISTOGRAM] = _save(fig, out_dir / f"{HISTOGRAM}.png")
-    if want_tsne and embeddings:
+        fig = _histogram(inspector, report, predictions, scores)
+        paths[HISTOGRAM] = save_figure(fig, out_dir / f"{HISTOGRAM}.png")
+    if want_tsne and found.embeddings:
         try:
-            fig = tsne_figure(torch.cat(embeddings), torch.cat(codes), classes,
+            fig = tsne_figure(torch.cat(found.embeddings), torch.cat(found.codes), classes,
                               "test embeddings, drift included (t-SNE)", tsne_max_points)
         except ValueError as err:  # degenerate embeddings, e.g. all identical
             log.warning("t-SNE skipped: %s", err)
         else:
-            paths[TSNE] = _save(fig, out_dir / f"{TSNE}.png")
+            paths[TSNE] = save_figure(fig, out_dir / f"{TSNE}.png")
     elif not want_tsne:
         log.info("%d test images: too few for a t-SNE", len(frame))
     return paths

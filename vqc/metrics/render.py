@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from rich.console import Console
 from rich.table import Table
 
-from vqc.data.csvio import write_atomic
+from vqc.io import write_atomic
 
 if TYPE_CHECKING:
     from vqc.metrics.report import ScoreReport

@@ -131,11 +131,16 @@ def rank_zero_tester(trainer: Any, trainer_cfg: Any, loggers: list[Any]) -> Any 
         return None
     from lightning.pytorch.callbacks import ModelCheckpoint
 
+    from vqc.training.callbacks import RunFigures
+
     spec = OmegaConf.to_container(trainer_cfg, resolve=True)
-    # The checkpoint callbacks come along: those whose state the tested checkpoint holds.
+    # The checkpoint callbacks come along: those whose state the tested checkpoint holds;
+    # and the pictures, which draw the test's.
     checkpoints = [c for c in trainer.callbacks if isinstance(c, ModelCheckpoint)]
+    pictures = [c for c in trainer.callbacks if isinstance(c, RunFigures)]
     spec.update(strategy="auto", devices=1, num_nodes=1, sync_batchnorm=False,
-                enable_model_summary=False, logger=loggers or False, callbacks=checkpoints,
+                enable_model_summary=False, logger=loggers or False,
+                callbacks=checkpoints + pictures,
                 enable_checkpointing=bool(checkpoints))
     log.info("testing on rank 0 in one process (each test image exactly once)")
     return instantiate(spec)

@@ -7,21 +7,37 @@ import logging
 import os
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
 from torch import Tensor, nn
 
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.data.dataset import epoch_seed
 from vqc.errors import ConfigError
-from vqc.metrics import ScoringMetrics, TemperatureScaler, compare_decisions, decide, sub_matrix
-from vqc.training.figures import FigureSink
+from vqc.metrics import (
+    ScoreReport,
+    ScoringMetrics,
+    TemperatureScaler,
+    compare_decisions,
+    decide,
+    sub_matrix,
+)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class EpochOutputs:
+    """What a validation or test epoch leaves for callbacks (``RunFigures`` draws from it):
+    its report, the embeddings of its images and their true codes, on the CPU."""
+
+    report: ScoreReport
+    features: Tensor
+    codes: Tensor
 
 
 class ClassifierModule(L.LightningModule):
@@ -37,7 +53,10 @@ class ClassifierModule(L.LightningModule):
     optimiser update, counted in ``skipped_batches`` and logged as ``train/skipped_batches``).
     A non-finite validation loss or output stops training too under ``"stop"``; under
     ``"skip"`` every validation figure of that epoch is logged as NaN. A non-finite monitored
-    figure is never taken as the best checkpoint (see ``refuse_non_finite_best``).
+    figure is never taken as the best checkpoint (see ``FiniteModelCheckpoint``).
+
+    Pictures are a callback's (``RunFigures``): each validation or test epoch leaves its report
+    and embeddings in ``epoch_outputs``, and ``test_step`` returns the decided codes.
 
     Resuming: Lightning restores weights, optimiser, scheduler, loop and callback states; the
     random state is not saved but rebuilt: each training epoch reseeds the global generators
@@ -60,7 +79,6 @@ class ClassifierModule(L.LightningModule):
         collapse_share: float = 0.9,
         channels_last: bool = False,
         nan_policy: str = "stop",
-        figures: FigureSink | None = None,
     ) -> None:
         super().__init__()
         self.model = model
@@ -79,7 +97,6 @@ class ClassifierModule(L.LightningModule):
         # gradients accumulate), checked together before the step
         self._unchecked_losses: list[tuple[Tensor, int]] = []
         self._val_non_finite: int | None = None  # first validation batch with nan/inf, if any
-        self.figures = figures or FigureSink()
         self.trained_codes = classes.trained_codes
         self.register_buffer("cost", torch.as_tensor(cost, dtype=torch.float64), persistent=False)
         self.register_buffer("trained_cost", sub_matrix(self.cost, self.trained_codes),
@@ -90,7 +107,8 @@ class ClassifierModule(L.LightningModule):
         self.test_metrics = ScoringMetrics(prefix="test/", **metric_args)
         self._val_outputs: list[tuple[Tensor, Tensor, Tensor]] = []
         self._test_outputs: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []
-        self._misclassified: list[tuple[Tensor, int, int]] = []
+        #: ``"val"`` / ``"test"``: the last such epoch's outputs (none after a faulty epoch)
+        self.epoch_outputs: dict[str, EpochOutputs] = {}
         self.temperature = TemperatureScaler()
 
     # -- forward --------------------------------------------------------------------------------
@@ -173,6 +191,7 @@ class ClassifierModule(L.LightningModule):
 
     def on_validation_epoch_start(self) -> None:
         self._val_non_finite = None
+        self.epoch_outputs.pop("val", None)
 
     def on_validation_epoch_end(self) -> None:
         scalars = self.val_metrics.compute()
@@ -195,9 +214,8 @@ class ClassifierModule(L.LightningModule):
         report = self.val_metrics.report()
         for warning in report.warnings:
             log.info("epoch %d, validation: %s", self.current_epoch, warning)
-        if self.figures.due(self.current_epoch, self.trainer.max_epochs):
-            _, target, features = (torch.cat(t) for t in zip(*self._val_outputs, strict=True))
-            self.figures.epoch_figures(self, "val", report, features, target, self.classes)
+        _, target, features = (torch.cat(t) for t in zip(*self._val_outputs, strict=True))
+        self.epoch_outputs["val"] = EpochOutputs(report, features, target)
         self.val_metrics.reset()
         self._val_outputs.clear()
 
@@ -226,19 +244,17 @@ class ClassifierModule(L.LightningModule):
         self.temperature.fit(logits, torch.cat(targets))
         log.info("temperature fitted on validation: %.3f", self.temperature.temperature)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Score a batch; returns the decided codes (callbacks see them in
+        ``on_test_batch_end``: ``RunFigures`` keeps misclassified images)."""
         images, target = batch
         logits, features = self._logits_and_embeddings(images)
         decided = self.decide(logits)
         self.test_metrics.update(decided, target)
-        wrong = (decided != target).nonzero().flatten()
-        room = self.figures.max_misclassified - len(self._misclassified)
-        for i in wrong[:max(room, 0)].tolist():
-            self._misclassified.append((images[i].detach().float().cpu(), int(target[i]),
-                                        int(decided[i])))
         probs = self.temperature.probabilities(logits.float())
         self._test_outputs.append((logits.detach().float().cpu(), probs.detach().cpu(),
                                    target.cpu(), features.detach().float().cpu()))
+        return decided
 
     def on_test_epoch_end(self) -> None:
         scalars = self.test_metrics.compute()
@@ -251,17 +267,11 @@ class ClassifierModule(L.LightningModule):
             self.log(f"test/{rule}/pwa", float(rule_report.pwa))
             self.log(f"test/{rule}/escapes", float(rule_report.escapes))
         self.test_report, self.test_decisions = report, rules
-        self.figures.epoch_figures(self, "test", report, features, target, self.classes)
-        self.figures.misclassified_grid(self, "test", self._misclassified, self.classes)
+        self.epoch_outputs["test"] = EpochOutputs(report, features, target)
         self.test_metrics.reset()
         self._test_outputs.clear()
-        self._misclassified.clear()
 
     # -- fit ------------------------------------------------------------------------------------
-    def on_fit_start(self) -> None:
-        for callback in self.trainer.checkpoint_callbacks:
-            refuse_non_finite_best(callback)
-
     def on_train_epoch_start(self) -> None:
         """Reseed the global generators (dropout, any augmentation drawn outside the data set)
         from ``(seed, epoch, rank)``: epoch ``e`` draws the same whether or not the run was
@@ -310,28 +320,3 @@ def per_step(factory: Callable[..., Any]) -> bool:
         return "total_steps" in inspect.signature(factory).parameters
     except (TypeError, ValueError):
         return False
-
-
-def refuse_non_finite_best(checkpoint: Any) -> None:
-    """Make a monitoring ``ModelCheckpoint`` pass over non-finite values instead of saving them.
-
-    Lightning turns a NaN score into -inf (mode ``max``) or +inf (``min``) but still saves it as
-    the best while it holds fewer than ``save_top_k`` checkpoints, so a diverged first epoch
-    would become the best checkpoint: the model that is tested and shipped. With this guard such
-    an epoch is never saved as best; the best is the best finite epoch, or there is none.
-    """
-    if (not isinstance(checkpoint, ModelCheckpoint) or checkpoint.monitor is None
-            or getattr(checkpoint, "_refuses_non_finite", False)):
-        return
-    check = checkpoint.check_monitor_top_k
-
-    def check_finite(trainer: L.Trainer, current: Tensor | None = None) -> bool:
-        if current is not None and not bool(torch.isfinite(torch.as_tensor(current)).all()):
-            log.warning("epoch %s: %s = %s is not finite; not a candidate for the best "
-                        "checkpoint", getattr(trainer, "current_epoch", "?"), checkpoint.monitor,
-                        float(current))
-            return False
-        return check(trainer, current)
-
-    checkpoint.check_monitor_top_k = check_finite
-    checkpoint._refuses_non_finite = True

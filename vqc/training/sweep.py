@@ -150,7 +150,7 @@ def swept_keys(config: DictConfig) -> list[str]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    from vqc.data.csvio import write_atomic
+    from vqc.io import write_atomic
 
     write_atomic(path, text)
 

@@ -17,17 +17,17 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.data.build import build_datamodule
-from vqc.data.csvio import write_atomic
 from vqc.errors import ConfigError
 from vqc.inspection.evaluate import evaluate_inspector
 from vqc.inspection.fit import fit_inspector
 from vqc.inspection.inspector import InspectorSpec
+from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
+from vqc.training.callbacks import RunFigures, warn_unguarded
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
-from vqc.training.figures import FigureSink
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
@@ -51,7 +51,7 @@ def model_options(cfg: DictConfig) -> dict[str, Any]:
     return dict(OmegaConf.to_container(cfg.model, resolve=True))
 
 
-def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> ClassifierModule:
+def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
     classes = datamodule.classes
     model = build_model(**model_options(cfg), num_classes=datamodule.num_classes,
                         in_channels=datamodule.in_channels)
@@ -70,7 +70,6 @@ def build_module(cfg: DictConfig, datamodule: Any, figures: FigureSink) -> Class
         lr=float(cfg.lr), backbone_lr_factor=float(cfg.module.backbone_lr_factor),
         decision=cfg.module.decision, collapse_share=float(cfg.module.collapse_share),
         channels_last=bool(cfg.module.channels_last), nan_policy=cfg.module.nan_policy,
-        figures=figures,
     )
 
 
@@ -139,17 +138,16 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     if local_rank() == 0:  # other processes of a distributed run find the data prepared
         datamodule.prepare_data()
     datamodule.setup()
-    figures = FigureSink(out_dir=str(run_dir / "figures") if cfg.figures.enabled else None,
-                         every_n_epochs=int(cfg.figures.every_n_epochs),
-                         tsne=bool(cfg.figures.tsne))
-    module = build_module(cfg, datamodule, figures)
+    module = build_module(cfg, datamodule)
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    warn_unguarded(callbacks)
+    callbacks.append(RunFigures(out_dir=run_dir / "figures" if cfg.figures.enabled else None,
+                                every_n_epochs=int(cfg.figures.every_n_epochs),
+                                tsne=bool(cfg.figures.tsne)))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
-    if trainer.global_rank != 0:
-        figures.out_dir = None  # pictures from rank 0 only
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     warnings = [w for w in (random_frozen_warning(module.model),) if w]
@@ -229,7 +227,7 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         write_atomic(run_dir / "inspection_report.md", with_warnings(
             result.report.to_markdown("Test: the whole inspection (drift + classes)"),
             (random_frozen_warning(model) and [random_frozen_warning(model)]) or []))
-        from vqc.data.csvio import write_csv_atomic
+        from vqc.io import write_csv_atomic
 
         write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
         if cfg.figures.enabled:

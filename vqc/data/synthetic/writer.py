@@ -59,10 +59,10 @@ def _write_images(jobs: list[Job], workers: int) -> None:
 
 
 def _write_csv(jobs: list[Job], path: Path) -> None:
-    # pandas (through csvio) is imported here, not at the top: worker processes never need it.
+    # pandas is imported here, not at the top: worker processes never need it.
     import pandas as pd
 
-    from vqc.data.csvio import write_csv_atomic
+    from vqc.io import write_csv_atomic
 
     frame = pd.DataFrame(
         {
@@ -149,7 +149,7 @@ def generate(out_dir: str | os.PathLike[str], n_train: int = 1500, n_test: int =
         "test_counts": _counts(plan["test"], CHALLENGE_CLASS_NAMES),
         "drift_kinds": {k: sum(j.drift_kind == k for j in plan["test"]) for k in DRIFT_KINDS},
     }
-    from vqc.data.csvio import write_atomic
+    from vqc.io import write_atomic
 
     write_atomic(out / MANIFEST_NAME, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     return summarize(out, manifest, generated=True, seconds=time.perf_counter() - start)

@@ -1,0 +1,192 @@
+"""Data layouts: how a data set's files are laid out, each read by a builder of its own.
+
+The data config's ``layout:`` (``conf/data/*.yaml``) names a builder in ``LAYOUTS``; the
+builder takes that layout's keys and returns a ``DataSource``, whose ``tables()`` are the raw
+train and test tables (labels as names, columns of ``vqc.data.sources.INDEX_COLUMNS``). A new
+layout is one registered builder, a class or a function, in a module imported before the data
+is built::
+
+    @register_layout("my_parts")
+    @dataclass
+    class MyParts:
+        root: str | None = None
+
+        @property
+        def name(self) -> str: ...          # the file or folder named in messages
+        def tables(self) -> Tables: ...
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
+
+import pandas as pd
+
+from vqc.data.sources import read_challenge, read_class_folders, read_generic_csv
+from vqc.errors import ConfigError, DataError
+
+#: Train table, and test table or ``None``.
+Tables = tuple[pd.DataFrame, pd.DataFrame | None]
+
+
+class DataSource(Protocol):
+    """Where a data set lives, in one layout."""
+
+    @property
+    def name(self) -> str:
+        """The file or folder that lists the training images, for messages."""
+        ...
+
+    def tables(self) -> Tables:
+        """Raw train and test tables (labels as names)."""
+        ...
+
+
+Builder = Callable[..., DataSource]
+B = TypeVar("B", bound=Builder)
+
+#: Layout name -> builder, filled by ``register_layout``.
+LAYOUTS: dict[str, Builder] = {}
+
+
+def register_layout(name: str) -> Callable[[B], B]:
+    """Decorator: ``builder`` reads data sets of layout ``name``."""
+
+    def register(builder: B) -> B:
+        if LAYOUTS.get(name, builder) is not builder:
+            raise ValueError(f"layout {name!r} is already registered: {LAYOUTS[name]!r}")
+        LAYOUTS[name] = builder
+        return builder
+
+    return register
+
+
+def layout_builder(layout: str) -> Builder:
+    """The builder of ``layout``; a ``ConfigError`` listing the known layouts if none."""
+    try:
+        return LAYOUTS[layout]
+    except (KeyError, TypeError):
+        raise ConfigError(f"data.layout={layout!r}: unknown layout; known: "
+                          f"{', '.join(sorted(LAYOUTS))}") from None
+
+
+def layout_keys(layout: str) -> list[str]:
+    """The keys the builder of ``layout`` takes (its data config keys)."""
+    return list(inspect.signature(layout_builder(layout)).parameters)
+
+
+def build_source(layout: str, keys: Mapping[str, Any]) -> DataSource:
+    """The ``DataSource`` of ``layout`` from its keys; unknown keys are refused by name."""
+    builder = layout_builder(layout)
+    known = layout_keys(layout)
+    unknown = sorted(set(keys) - set(known))
+    if unknown:
+        raise ConfigError(f"data: unknown key(s) {unknown} for layout {layout!r}; its keys: "
+                          f"{sorted(known)}")
+    try:
+        return builder(**keys)
+    except TypeError as err:
+        raise ConfigError(f"data (layout {layout!r}): {err}") from err
+
+
+def _required(value: str | None, name: str) -> str:
+    if value in (None, "", "???"):
+        raise ConfigError(f"data.{name} is not set")
+    return str(value)
+
+
+def _by_split(table: pd.DataFrame, train_split: str, test_split: str, name: str) -> Tables:
+    """Train and test rows of one table by its ``split`` column (none: all train, no test)."""
+    if table["split"].isna().all():
+        return table, None
+    known = {train_split, test_split, "val"}
+    other = sorted(set(table["split"].dropna()) - known)
+    if other:
+        raise DataError(f"{name}: unknown split value(s) {other}; expected "
+                        f"{train_split!r} or {test_split!r}")
+    train = table[table["split"] == train_split].reset_index(drop=True)
+    test = table[table["split"] == test_split].reset_index(drop=True)
+    return train, (test if len(test) else None)
+
+
+@register_layout("challenge")
+@dataclass
+class ChallengeFiles:
+    """The challenge's CSVs beside their folders of PNGs: ``train_csv`` + ``train_images``,
+    optionally ``test_csv`` + ``test_images`` (``test_labelled=False``: a test CSV without
+    labels, e.g. ``win_and_lib.csv``). ``root`` is the folder the config's paths start from."""
+
+    train_csv: str | None = None
+    train_images: str | None = None
+    test_csv: str | None = None
+    test_images: str | None = None
+    test_labelled: bool = True
+    root: str | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.train_csv or "data")
+
+    def tables(self) -> Tables:
+        train = read_challenge(_required(self.train_csv, "train_csv"),
+                               _required(self.train_images, "train_images"))
+        if not self.test_csv:
+            return train, None
+        return train, read_challenge(self.test_csv, _required(self.test_images, "test_images"),
+                                     require_label=self.test_labelled)
+
+
+@register_layout("csv")
+@dataclass
+class CsvList:
+    """Any image set listed in a CSV (``image,label[,split][,group]``, column names in
+    ``columns``), paths relative to ``root``. Rows whose split is ``train_split`` train, those
+    of ``test_split`` test; or a second CSV, ``test_csv``, holds the test images."""
+
+    csv: str | None = None
+    root: str | None = None
+    columns: Mapping[str, str | None] = field(default_factory=dict)
+    train_split: str = "train"
+    test_split: str = "test"
+    test_csv: str | None = None
+    test_labelled: bool = True
+
+    @property
+    def name(self) -> str:
+        return str(self.csv or "data")
+
+    def tables(self) -> Tables:
+        table = read_generic_csv(_required(self.csv, "csv"), self.root, self.columns)
+        if not self.test_csv:
+            return _by_split(table, self.train_split, self.test_split, str(self.csv))
+        return table, read_generic_csv(self.test_csv, self.root, self.columns,
+                                       require_label=self.test_labelled)
+
+
+@register_layout("folders")
+@dataclass
+class ClassFolders:
+    """One folder per class under ``root`` (or ``root/<split>/<class>``), optionally a second
+    folder of class folders, ``test_root``, for testing."""
+
+    root: str | None = None
+    test_root: str | None = None
+    train_split: str = "train"
+    test_split: str = "test"
+
+    @property
+    def name(self) -> str:
+        return str(self.root or "data")
+
+    def tables(self) -> Tables:
+        table = read_class_folders(_required(self.root, "root"))
+        if self.test_root:
+            return table, read_class_folders(self.test_root)
+        return _by_split(table, self.train_split, self.test_split, str(self.root))
+
+
+__all__ = ["LAYOUTS", "ChallengeFiles", "ClassFolders", "CsvList", "DataSource", "Tables",
+           "build_source", "layout_builder", "layout_keys", "register_layout"]

@@ -1,0 +1,60 @@
+"""Files written whole or not at all, and folders checked before work starts.
+
+Standard library only (pandas is not imported: ``write_csv_atomic`` takes any frame with
+``to_csv``), so that every layer, worker processes included, can use it cheaply.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def folder_problem(folder: str | os.PathLike[str]) -> str | None:
+    """Why ``folder`` cannot be created and written to (its first existing ancestor is a file,
+    or not writable), or ``None``. Checked before work starts, so nothing is left behind."""
+    folder = Path(folder)
+    for existing in (folder, *folder.parents):
+        if existing.exists():
+            if not existing.is_dir():
+                return f"{existing} is a file, not a folder"
+            if not os.access(existing, os.W_OK | os.X_OK):
+                return f"{existing} is not writable"
+            return None
+    return None
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | str, fsync: bool = True) -> Path:
+    """Write ``data`` to ``path`` through a temporary file and a rename: never a partial file.
+
+    ``fsync=False`` skips flushing to the disk: still safe against a killed process (the rename
+    happens after the whole write), not against a power loss; for many small, rebuildable files.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = data.encode() if isinstance(data, str) else data
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+            if fsync:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str], **kwargs: object) -> Path:
+    """``frame.to_csv`` with the atomic guarantee of ``write_atomic``."""
+    return write_atomic(path, frame.to_csv(**kwargs))  # type: ignore[arg-type]
+
+
+__all__ = ["folder_problem", "write_atomic", "write_csv_atomic"]

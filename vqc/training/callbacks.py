@@ -1,0 +1,145 @@
+"""Lightning callbacks of a training run: the checkpoint that skips non-finite epochs, and the
+pictures (confusion matrices, t-SNE, misclassified images) drawn from the module's outputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
+
+from vqc.classes import ClassSet
+from vqc.plotting import save_figure, tsne_figure
+from vqc.training.figures import misclassified_figure
+
+log = logging.getLogger(__name__)
+
+
+class FiniteModelCheckpoint(ModelCheckpoint):
+    """A ``ModelCheckpoint`` that passes over non-finite monitored values instead of saving them.
+
+    Lightning turns a NaN score into -inf (mode ``max``) or +inf (``min``) but still saves it as
+    the best while it holds fewer than ``save_top_k`` checkpoints, so a diverged first epoch
+    would become the best checkpoint: the model that is tested and shipped. Here such an epoch
+    is never saved as best; the best is the best finite epoch, or there is none.
+    """
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: Tensor | None = None) -> bool:
+        if current is not None and not bool(torch.isfinite(torch.as_tensor(current)).all()):
+            log.warning("epoch %s: %s = %s is not finite; not a candidate for the best "
+                        "checkpoint", getattr(trainer, "current_epoch", "?"), self.monitor,
+                        float(current))
+            return False
+        return super().check_monitor_top_k(trainer, current)
+
+    @property
+    def state_key(self) -> str:
+        # Lightning keys a callback's saved state by its class name: keep ModelCheckpoint's, so
+        # that checkpoints written with either class resume with their best score.
+        key = super().state_key
+        return ModelCheckpoint.__qualname__ + key.removeprefix(type(self).__qualname__)
+
+
+def warn_unguarded(callbacks: Iterable[Any]) -> None:
+    """Warn about monitoring checkpoints that could save a diverged epoch as the best."""
+    for callback in callbacks:
+        if (isinstance(callback, ModelCheckpoint) and callback.monitor is not None
+                and not isinstance(callback, FiniteModelCheckpoint)):
+            log.warning("callbacks: a ModelCheckpoint monitoring %s can save a non-finite epoch "
+                        "as the best; use %s.%s instead", callback.monitor, __name__,
+                        FiniteModelCheckpoint.__name__)
+
+
+class RunFigures(L.Callback):
+    """Pictures of a run, saved under ``out_dir`` and sent to the trainer's loggers.
+
+    Validation: confusion matrix and t-SNE after the last epoch, and every ``every_n_epochs``
+    epochs if that is above 0 (files ``val_*_epochNNN.png``). Test: confusion matrix, t-SNE
+    and up to ``max_misclassified`` misclassified images. Drawn from what the module leaves in
+    ``epoch_outputs`` and returns from ``test_step`` (the decided codes); rank 0 only.
+    ``out_dir=None`` makes none.
+    """
+
+    def __init__(self, out_dir: str | Path | None = None, every_n_epochs: int = 0,
+                 tsne: bool = True, tsne_max_points: int = 2000,
+                 max_misclassified: int = 32) -> None:
+        self.out_dir = None if out_dir is None else str(out_dir)
+        self.every_n_epochs = every_n_epochs
+        self.tsne = tsne
+        self.tsne_max_points = tsne_max_points
+        self.max_misclassified = max_misclassified
+        self._misclassified: list[tuple[Tensor, int, int]] = []
+
+    def due(self, epoch: int, max_epochs: int | None) -> bool:
+        """Whether validation pictures are made after ``epoch`` (0-based)."""
+        if self.out_dir is None:
+            return False
+        last = max_epochs is not None and max_epochs > 0 and epoch == max_epochs - 1
+        periodic = self.every_n_epochs > 0 and (epoch + 1) % self.every_n_epochs == 0
+        return last or periodic
+
+    def _active(self, trainer: L.Trainer) -> bool:
+        return self.out_dir is not None and trainer.is_global_zero
+
+    # -- hooks ----------------------------------------------------------------------------------
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not self._active(trainer):
+            return
+        outputs = getattr(pl_module, "epoch_outputs", {}).get("val")
+        if outputs is not None and self.due(trainer.current_epoch, trainer.max_epochs):
+            self.epoch_figures(trainer, "val", outputs, pl_module.classes)
+
+    def on_test_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._misclassified = []
+
+    def on_test_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule,
+                          outputs: Any, batch: Any, batch_idx: int,
+                          dataloader_idx: int = 0) -> None:
+        room = self.max_misclassified - len(self._misclassified)
+        if not self._active(trainer) or not isinstance(outputs, Tensor) or room <= 0:
+            return
+        images, target = batch[0], batch[1]
+        for i in (outputs != target).nonzero().flatten()[:room].tolist():
+            self._misclassified.append((images[i].detach().float().cpu(), int(target[i]),
+                                        int(outputs[i])))
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not self._active(trainer):
+            return
+        outputs = getattr(pl_module, "epoch_outputs", {}).get("test")
+        if outputs is not None:
+            self.epoch_figures(trainer, "test", outputs, pl_module.classes)
+        if self._misclassified:
+            fig = misclassified_figure(self._misclassified, pl_module.classes,
+                                       "test: misclassified (true -> predicted)")
+            self._save(trainer, fig, "test/misclassified", "test_misclassified.png")
+        self._misclassified = []
+
+    # -- drawing --------------------------------------------------------------------------------
+    def _save(self, trainer: L.Trainer, fig: Any, key: str, name: str) -> Path:
+        return save_figure(fig, Path(str(self.out_dir)) / name, trainer.loggers, key,
+                           trainer.current_epoch)
+
+    def epoch_figures(self, trainer: L.Trainer, stage: str, outputs: Any,
+                      classes: ClassSet) -> None:
+        """Confusion matrix of ``outputs.report`` and t-SNE of ``outputs.features``."""
+        suffix = "" if stage == "test" else f"_epoch{trainer.current_epoch:03d}"
+        fig = outputs.report.confusion_figure(title=f"{stage} confusion matrix")
+        self._save(trainer, fig, f"{stage}/confusion_matrix", f"{stage}_confusion{suffix}.png")
+        if not self.tsne or len(outputs.features) < 5:
+            return
+        try:
+            fig = tsne_figure(outputs.features, outputs.codes, classes,
+                              f"{stage} embeddings (t-SNE)", self.tsne_max_points)
+        except ValueError as err:  # degenerate embeddings, e.g. all identical
+            log.warning("t-SNE skipped: %s", err)
+        else:
+            self._save(trainer, fig, f"{stage}/tsne", f"{stage}_tsne{suffix}.png")
+
+
+__all__ = ["FiniteModelCheckpoint", "RunFigures", "warn_unguarded"]
