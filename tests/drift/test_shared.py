@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tests.drift.conftest import anomalous_images, batches, normal_images
-from vqc.drift import ClassifierFeatures, DriftDetector, forward_with_maps
+from vqc.drift import ClassifierFeatures, PadimDetector, forward_with_maps
 from vqc.models import Classifier, build_model
 
 CASES = [("resnet18", ("layer1", "layer2", "layer3")), ("cnn", ("block1", "block2", "block3")),
@@ -50,9 +50,9 @@ def test_shared_detector_scores_equal_separate_backbone_scores(resnet18) -> None
     layers = ("layer1", "layer2", "layer3")
     g = torch.Generator().manual_seed(0)
     train = normal_images(48, g)
-    shared = DriftDetector(ClassifierFeatures(resnet18, layers), n_features=50)
+    shared = PadimDetector(ClassifierFeatures(resnet18, layers), n_features=50)
     shared.fit(batches(train, [48]))
-    separate = DriftDetector(ClassifierFeatures(_twin(resnet18, "resnet18"), layers),
+    separate = PadimDetector(ClassifierFeatures(_twin(resnet18, "resnet18"), layers),
                              n_features=50)
     separate.fit(batches(train, [30, 18]))
     probe = anomalous_images(4, g)

@@ -8,7 +8,7 @@ import torch
 
 from tests.export.conftest import LIBS, bright_image
 from tests.inspection.conftest import anomalous_image, normal_image
-from vqc.drift import GLOBAL, ClassifierFeatures, DriftDetector
+from vqc.drift import GLOBAL, ClassifierFeatures, PadimDetector
 from vqc.errors import ConfigError, DataError
 from vqc.export import OnnxInspector, check_parity, export_onnx
 from vqc.export import onnx as export_module
@@ -93,11 +93,9 @@ def test_a_mismatch_is_reported(inspector, exported):
 
 def test_unexportable_inspectors_are_refused(inspector, tmp_path, monkeypatch):
     separate = build_model("cnn", num_classes=2, in_channels=1, depth=3, width=8).eval()
-    detector = DriftDetector(ClassifierFeatures(separate, ("block1", "block2")), n_features=12)
-    detector.embedding, detector.gaussians = inspector.drift.embedding, inspector.drift.gaussians
-    unshared = Inspector(inspector.classifier, inspector.spec, detector)
+    detector = PadimDetector(ClassifierFeatures(separate, ("block1", "block2")), n_features=12)
     with pytest.raises(ConfigError, match="shared backbone"):
-        export_onnx(unshared, tmp_path / "a.onnx")
+        Inspector(inspector.classifier, inspector.spec, detector)
     monkeypatch.setattr(export_module, "MAX_BYTES", 1000)
     with pytest.raises(ConfigError, match="2 GiB"):
         export_onnx(inspector, tmp_path / "b.onnx")
