@@ -117,8 +117,12 @@ def test_drift_config_group_shapes(cnn) -> None:
     assert drift_settings({"n_features": 8}).detectors["padim"][0] == "padim"  # no type: PaDiM
     with pytest.raises(ConfigError, match=r"drift: unknown key\(s\) \['colour'\]"):
         build_ensemble(drift_settings({"type": "padim", "colour": 1}).detectors, cnn)
-    with pytest.raises(ConfigError, match="beside detectors"):
-        drift_settings({"detectors": {"padim": {}}, "n_features": 3})
+    shared = drift_settings({"detectors": {"padim": {}, "pooled": {"eps": 0.1}}, "n_features": 3,
+                             "eps": 0.2})  # beside detectors: defaults for those that have it
+    assert shared.detectors["padim"][1] == {"n_features": 3, "eps": 0.2}
+    assert shared.detectors["pooled"][1] == {"eps": 0.1}
+    with pytest.raises(ConfigError, match=r"\['sigma'\] beside detectors are options of none"):
+        drift_settings({"detectors": {"pooled": {}}, "sigma": 3})
     with pytest.raises(ConfigError, match="target_rate"):
         drift_settings({"target_rate": 2.0})
 
@@ -145,6 +149,8 @@ def test_hydra_overrides_reach_each_detector() -> None:
     assert old.detectors["padim"][1]["layers"] == ["block1", "block2"]
     assert old.detectors["padim"][1]["fit_on"] == "good"
     assert settings("drift=pooled").detectors["pooled"][0] == "pooled"
+    demo = settings("experiment=demo", "drift=padim_pooled")  # the experiment's drift.layers
+    assert demo.detectors["padim"][1]["layers"] == ["block2", "block3", "block4"]
     GlobalHydra.instance().clear()
     assert not compose("train", ["drift=none"]).drift.enabled
 

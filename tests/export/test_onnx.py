@@ -115,3 +115,26 @@ def test_runtime_refuses_other_files(inspector, exported, tmp_path):
         OnnxInspector(tmp_path / "plain.onnx")
     with pytest.raises(DataError, match="this model takes"):
         OnnxInspector(exported)(torch.zeros(2, 1, 20, 24))
+
+
+def test_two_detectors_export_and_decide_alike(two_detector_inspector, tmp_path):
+    inspector = two_detector_inspector
+    path = export_onnx(inspector, tmp_path / "two.onnx")
+    runtime = OnnxInspector(path)
+    assert runtime.column_detectors == ["padim", "padim", "padim", "pooled"]
+    assert runtime.gaussian_keys == [GLOBAL, *LIBS, GLOBAL]
+    images = inspector.normalise(_batch(4, 3, 3, seed=11))
+    libs = ["Die01", "Die02", "Die09", None, "Die01", "Die02", "Die01", "Die02", "Die01", None]
+    report = check_parity(inspector, path, images, libs)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    ours, theirs = runtime(images, libs), inspector(images, libs)
+    torch.testing.assert_close(ours.drift_score, theirs.drift_score, rtol=1e-4, atol=1e-5)
+    assert ours.drift_detector == theirs.drift_detector
+    assert theirs.is_drift[4:7].all()  # the bright squares
+    reasons = theirs.reasons(inspector.classes)
+    assert all(reasons[i].endswith(("(padim)", "(pooled)")) for i in range(4, 7))
+    # the combined score is the larger of the two normalised scores
+    drift = inspector.drift
+    raw = drift.raw_scores(inspector.outputs(images), libs)
+    scales = torch.stack([d.scale for d in drift])
+    torch.testing.assert_close(theirs.drift_score, (raw / scales).amax(dim=1))

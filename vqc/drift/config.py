@@ -8,6 +8,8 @@ Two shapes, both in ``conf/drift/``:
   ``drift.detectors.padim.n_features=50`` overrides one).
 
 Keys about the whole decision, in both: ``enabled``, ``target_rate``, ``per_lib_thresholds``.
+Other keys beside ``detectors`` are defaults for every detector that has such an option (an
+experiment setting ``drift.layers`` sets PaDiM's layers in either shape).
 """
 
 from __future__ import annotations
@@ -43,6 +45,27 @@ def _entry(name: str, options: Mapping[str, Any], good_code: int | None
     return kind, options
 
 
+def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Options beside ``detectors`` are defaults for every detector that has them (an
+    experiment's ``drift.layers`` reaches PaDiM in a combined config too)."""
+    from dataclasses import fields
+
+    from vqc.drift.registry import detector_class
+
+    used: set[str] = set()
+    for kind, options in detectors.values():
+        known = {f.name for f in fields(detector_class(kind).config_type)}
+        for key, value in shared.items():
+            if key in known:
+                if options.get(key) is None:  # a detector's own null is "not set"
+                    options[key] = value
+                used.add(key)
+    unused = sorted(set(shared) - used)
+    if unused:
+        raise ConfigError(f"drift: key(s) {unused} beside detectors are options of none of "
+                          f"them ({', '.join(kind for kind, _ in detectors.values())})")
+
+
 def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> DriftSettings:
     """Parse the ``drift`` group; ``good_code``: the data set's GOOD class (the detectors'
     ``good_code`` unless they set one)."""
@@ -50,9 +73,6 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     decision = {k: cfg.pop(k) for k in DECISION_KEYS if k in cfg}
     if "detectors" in cfg:
         entries = cfg.pop("detectors") or {}
-        if cfg:
-            raise ConfigError(f"drift: unknown key(s) {sorted(cfg)} beside detectors; known: "
-                              f"{sorted([*DECISION_KEYS, 'detectors'])}")
         if not isinstance(entries, Mapping) or not entries:
             raise ConfigError("drift.detectors must name at least one detector, e.g. "
                               "{padim: {type: padim}, pooled: {type: pooled}}")
@@ -63,6 +83,7 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
             if not isinstance(options, Mapping):
                 raise ConfigError(f"drift.detectors.{name} must be a mapping of options")
             detectors[str(name)] = _entry(str(name), options, good_code)
+        _share(cfg, detectors)
     else:
         kind = str(cfg.get("type") or DEFAULT_TYPE)
         detectors = {kind: _entry(kind, cfg, good_code)}
