@@ -109,5 +109,5 @@ def test_a_first_format_artifact_still_loads_and_decides_alike(inspector, tmp_pa
     broken = tmp_path / "broken.safetensors"
     save_file(tensors, str(broken), metadata={"format": "vqc-inspector",
                                               "spec": json.dumps(spec)})
-    with pytest.raises(DataError, match="write the artifact again.*vqc-export"):
+    with pytest.raises(DataError, match=r"write the artifact again.*vqc-export"):
         Inspector.load(broken)
