@@ -210,3 +210,15 @@ def test_ensemble_save_and_restore(cnn, fitted, tmp_path) -> None:
     assert torch.equal(loaded.score(probe), pooled.score(probe))
     assert loaded.threshold == pooled.threshold and float(loaded.scale) == float(pooled.scale)
     assert set(pooled.state_dict()) == {"scale", "mean", "inv_covariance", "shrinkage", "count"}
+
+
+def test_overlay_maps_come_from_the_detector_that_makes_them(cnn, fitted) -> None:
+    ensemble, _, g = fitted
+    images = anomalous_images(3, g)
+    maps = forward_outputs(cnn, images, LAYERS).maps
+    torch.testing.assert_close(ensemble.anomaly_map(maps, None, (32, 32)),
+                               ensemble.detectors["padim"].anomaly_map(maps))
+    pooled_only = DriftEnsemble([ensemble.detectors["pooled"]])
+    assert pooled_only.layers == () and pooled_only.config.layers == ()
+    blank = pooled_only.anomaly_map({}, ["Die01"] * 3, (32, 32))
+    assert blank.shape == (3, 32, 32) and not blank.any()

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
@@ -98,6 +98,25 @@ def libs_of(batch: Sequence[Any], n: int, required: bool) -> list[str] | None:
     if len(libs) != n:
         raise DataError(f"a batch has {n} codes but {len(libs)} libs")
     return libs
+
+
+def score_loader(batches: Iterable[Sequence[Any]],
+                 score: Callable[[Any, list[str] | None], Tensor]
+                 ) -> tuple[Tensor, Tensor, list[str] | None]:
+    """``score(inputs, libs)`` over ``(inputs, codes[, libs])`` batches: the scores, codes and
+    libs (``None`` when batches carry none), concatenated on the CPU."""
+    scores, codes, libs = [], [], []
+    with_libs = True
+    for batch in batches:
+        batch_codes = torch.as_tensor(batch[1]).reshape(-1)
+        batch_libs = libs_of(batch, len(batch_codes), required=False)
+        with_libs = with_libs and batch_libs is not None
+        scores.append(score(batch[0], batch_libs).cpu())
+        codes.append(batch_codes.cpu())
+        libs.extend(batch_libs or [])
+    if not scores:
+        raise DataError("no batches to score")
+    return torch.cat(scores), torch.cat(codes), (libs if with_libs else None)
 
 
 def check_options(config_type: type, options: Mapping[str, Any], where: str) -> None:
@@ -287,18 +306,7 @@ class DriftDetector(ResizableBuffers):
     def score_batches(self, batches: Iterable[Sequence[Any]]
                       ) -> tuple[Tensor, Tensor, list[str] | None]:
         """Scores, codes and libs (``None`` when batches carry none) over a whole loader."""
-        scores, codes, libs = [], [], []
-        with_libs = True
-        for batch in batches:
-            batch_codes = torch.as_tensor(batch[1]).reshape(-1)
-            batch_libs = libs_of(batch, len(batch_codes), required=False)
-            with_libs = with_libs and batch_libs is not None
-            scores.append(self.score(batch[0], batch_libs).cpu())
-            codes.append(batch_codes.cpu())
-            libs.extend(batch_libs or [])
-        if not scores:
-            raise DataError("no batches to score")
-        return torch.cat(scores), torch.cat(codes), (libs if with_libs else None)
+        return score_loader(batches, self.score)
 
     def calibrate_scores(self, scores: Tensor, libs: Sequence[str] | None = None,
                          is_drift: Tensor | None = None,

@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, libs_of
+from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, libs_of, score_loader
 from vqc.drift.registry import build_detector, detector_class
 from vqc.drift.threshold import DEFAULT_TARGET_RATE, DriftThreshold, Method, fit_threshold
 from vqc.errors import ConfigError, DataError
@@ -147,8 +147,15 @@ class DriftEnsemble(nn.Module):
                 return detector.anomaly_map(inputs, libs, image_size)
         if image_size is None:
             raise ConfigError("no drift detector makes a map: pass image_size for a blank one")
-        batch = len(inputs) if isinstance(inputs, ForwardOutputs | Tensor) else (
-            next(iter(inputs.values())).shape[0])
+        if isinstance(inputs, ForwardOutputs | Tensor):
+            batch = len(inputs)
+        elif inputs:
+            batch = int(next(iter(inputs.values())).shape[0])
+        elif libs is not None:
+            batch = len(libs)
+        else:
+            raise ConfigError("no drift detector makes a map, and no maps or libs give the "
+                              "number of images")
         return torch.zeros(batch, int(image_size[0]), int(image_size[1]))
 
     # -- calibration -------------------------------------------------------------------------
@@ -160,18 +167,7 @@ class DriftEnsemble(nn.Module):
         count as drift examples)."""
         rate = self.target_rate if target_rate is None else float(target_rate)
         self.target_rate = rate
-        raw, codes, libs, with_libs = [], [], [], True
-        for batch in batches:
-            batch_codes = torch.as_tensor(batch[1]).reshape(-1)
-            batch_libs = libs_of(batch, len(batch_codes), required=False)
-            with_libs = with_libs and batch_libs is not None
-            raw.append(self.raw_scores(batch[0], batch_libs).cpu())
-            codes.append(batch_codes.cpu())
-            libs.extend(batch_libs or [])
-        if not raw:
-            raise DataError("no validation batches to calibrate drift on")
-        scores, all_codes = torch.cat(raw), torch.cat(codes)
-        lib_list = libs if with_libs else None
+        scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
         is_drift = None if drift_code is None else all_codes == drift_code
         for d, detector in enumerate(self):
             detector.calibrate_scores(scores[:, d], lib_list, is_drift, rate, per_lib, method)

@@ -25,7 +25,6 @@ JSON in the model's ``metadata_props``, so a runtime needs only the ``.onnx`` fi
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import warnings
@@ -41,20 +40,7 @@ from vqc.data.csvio import write_atomic
 from vqc.drift import DriftEnsemble, forward_outputs
 from vqc.drift.ensemble import lib_keys
 from vqc.errors import ConfigError, DataError
-from vqc.export.format import (
-    DRIFT_SCORES,
-    FORMAT,
-    FORMAT_VERSION,
-    INPUT,
-    LOGITS,
-    META_COLUMNS,
-    META_EXPORTER,
-    META_FORMAT,
-    META_GAUSSIANS,
-    META_INPUT,
-    META_SPEC,
-    META_VERSION,
-)
+from vqc.export.format import DRIFT_SCORES, INPUT, LOGITS, ExportMetadata
 from vqc.inspection.inspector import Inspector
 
 log = logging.getLogger(__name__)
@@ -113,15 +99,8 @@ def _nbytes(module: nn.Module) -> int:
 
 def _metadata(inspector: Inspector, graph: ExportGraph, input_shape: list[int],
               exporter: str) -> dict[str, str]:
-    return {
-        META_FORMAT: FORMAT,
-        META_VERSION: str(FORMAT_VERSION),
-        META_SPEC: json.dumps(inspector.spec_dict()),
-        META_GAUSSIANS: json.dumps(graph.keys),
-        META_COLUMNS: json.dumps(graph.detector_names),
-        META_INPUT: json.dumps(input_shape),
-        META_EXPORTER: exporter,
-    }
+    return ExportMetadata(inspector.spec_dict(), input_shape, graph.keys, graph.detector_names,
+                          exporter).to_props()
 
 
 def _export_dynamo(graph: ExportGraph, example: Tensor, outputs: list[str], dynamic: bool,

@@ -7,7 +7,6 @@ built; torch is used for the decision arithmetic only.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,20 +17,7 @@ from torch import Tensor
 
 from vqc.drift import GLOBAL, Combination, DriftThreshold, pick_columns
 from vqc.errors import DataError
-from vqc.export.format import (
-    DRIFT_SCORES,
-    FORMAT,
-    FORMAT_VERSION,
-    INPUT,
-    LOGITS,
-    META_COLUMNS,
-    META_EXPORTER,
-    META_FORMAT,
-    META_GAUSSIANS,
-    META_INPUT,
-    META_SPEC,
-    META_VERSION,
-)
+from vqc.export.format import DRIFT_SCORES, INPUT, LOGITS, ExportMetadata
 from vqc.inspection.base import Inspection, InspectorBase, InspectorSpec
 
 
@@ -74,23 +60,17 @@ class OnnxInspector(InspectorBase):
         except Exception as err:  # onnxruntime's errors derive from Exception only
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DataError(f"{self.path}: not a readable ONNX model ({message})") from err
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if metadata.get(META_FORMAT) != FORMAT:
-            raise DataError(f"{self.path}: an ONNX model but not an exported vqc inspector "
-                            f"(no {META_FORMAT}={FORMAT} in its metadata)")
-        if int(metadata.get(META_VERSION, "0")) > FORMAT_VERSION:
-            raise DataError(f"{self.path}: export format {metadata.get(META_VERSION)} is newer "
-                            f"than this vqc reads ({FORMAT_VERSION})")
+        metadata = ExportMetadata.from_props(self.session.get_modelmeta().custom_metadata_map,
+                                             self.path)
+        self.gaussian_keys: list[str] = metadata.gaussians
+        self.column_detectors: list[str] = metadata.detectors
+        self.input_shape = tuple(metadata.input_shape)
+        self.exporter = metadata.exporter
         try:
-            spec = InspectorSpec(**json.loads(metadata[META_SPEC]))
-            self.gaussian_keys: list[str] = list(json.loads(metadata.get(META_GAUSSIANS, "[]")))
-            self.column_detectors: list[str] = list(json.loads(metadata.get(
-                META_COLUMNS, json.dumps(["padim"] * len(self.gaussian_keys)))))
-            self.input_shape = tuple(int(v) for v in json.loads(metadata[META_INPUT]))
-        except (KeyError, TypeError, ValueError) as err:
+            spec = InspectorSpec(**metadata.spec)
+        except TypeError as err:
             raise DataError(f"{self.path}: unreadable vqc metadata ({err})") from err
         self._setup(spec)
-        self.exporter = metadata.get(META_EXPORTER, "")
         outputs = [o.name for o in self.session.get_outputs()]
         self.with_drift = DRIFT_SCORES in outputs
         if LOGITS not in outputs or [i.name for i in self.session.get_inputs()] != [INPUT]:
