@@ -250,16 +250,21 @@ def forward_outputs(
 ) -> ForwardOutputs:
     """Logits, pooled features and the feature maps of ``layers``, from one forward pass.
 
-    Every vqc backbone pools its last feature layer by a global average (ResNets: ``layer4``,
-    CNNs: the last block), so the pooled features are that map's mean (``model.embed``) and the
-    logits ``head(pooled)``, the values ``model(images)`` gives. Gradients flow as in
-    ``model(images)``; drift detectors detach what they read.
+    The ResNets and CNNs pool their last feature layer by a global average (ResNets:
+    ``layer4``, CNNs: the last block), so the pooled features (``model.embed``) are that map's
+    mean and the logits ``head(pooled)``, the values ``model(images)`` gives: one pass. A
+    backbone with more after its last named map (EfficientNet's 1x1 head convolution: the map's
+    channels are not ``num_features``) gets its pooled features from ``model.embed``, a second
+    pass. Gradients flow as in ``model(images)``; drift detectors detach what they read.
     """
     layers = tuple(layers)
     last = model.feature_layers[-1]
     wanted = list(dict.fromkeys([*layers, last]))
     maps = model.feature_maps(images, wanted)
-    pooled = maps[last].mean(dim=(-2, -1))
+    if int(maps[last].shape[1]) == int(model.num_features):
+        pooled = maps[last].mean(dim=(-2, -1))
+    else:
+        pooled = model.embed(images)
     return ForwardOutputs(maps={name: maps[name] for name in layers}, pooled=pooled,
                           logits=model.head(pooled),
                           image_size=(int(images.shape[-2]), int(images.shape[-1])))
