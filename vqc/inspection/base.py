@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.data.preprocess import Preprocessor
 from vqc.drift import Combination
 from vqc.metrics import decide, sub_matrix
