@@ -4,7 +4,7 @@ Two fits of the same PaDiM: a random-init ``wide_resnet50_2`` (timm, through ano
 ``PadimModel``), layers ``layer1..layer3``, the same 550 of 1792 channels, 128x128 random
 images in batches of 32:
 
-- ``stream``: :meth:`vqc.drift.DriftDetector.fit`, which folds each batch into a running mean
+- ``stream``: :meth:`vqc.drift.PadimDetector.fit`, which folds each batch into a running mean
   and scatter matrix per position, so its memory does not depend on the number of images;
 - ``stacking``: anomalib's own path without Lightning: ``PadimModel`` in training mode keeps
   every batch's embedding, ``PadimModel.fit`` stacks them (``torch.vstack``) and fits its
@@ -173,13 +173,13 @@ def build_fit(method: str, images: int, device: str) -> Callable[[], None]:
     """Build the model of ``method``; return the fit to time."""
     from anomalib.models.image.padim.torch_model import PadimModel
 
-    from vqc.drift import DriftDetector, PadimFeatures, select_channels
+    from vqc.drift import PadimDetector, PadimFeatures, select_channels
 
     torch.manual_seed(WEIGHTS_SEED)  # the same random backbone for both methods
     if method == "stream":
         source = PadimFeatures.create(BACKBONE, LAYERS, pre_trained=False, n_features=N_FEATURES)
         source.model.to(device)
-        detector = DriftDetector(source, n_features=N_FEATURES, seed=CHANNEL_SEED, eps=EPS)
+        detector = PadimDetector(source, n_features=N_FEATURES, seed=CHANNEL_SEED, eps=EPS)
 
         def fit_stream() -> None:
             detector.fit(batches(images, device))

@@ -13,7 +13,7 @@ import torch
 from vqc.drift import (
     GLOBAL,
     ClassifierFeatures,
-    DriftDetector,
+    PadimDetector,
     PadimFeatures,
     limit_threads,
     mahalanobis,
@@ -57,9 +57,9 @@ def test_embedding_equals_padim_model(padim, twin) -> None:
     x = _images(3, 0)
     with torch.no_grad():
         expected = padim.generate_embedding(padim.feature_extractor(x))
-    ours = DriftDetector(ClassifierFeatures(twin, LAYERS), n_features=N_FEATURES, seed=SEED)
+    ours = PadimDetector(ClassifierFeatures(twin, LAYERS), n_features=N_FEATURES, seed=SEED)
     assert torch.equal(ours.embed(x), expected)
-    via_padim = DriftDetector(PadimFeatures(padim), n_features=N_FEATURES, seed=SEED)
+    via_padim = PadimDetector(PadimFeatures(padim), n_features=N_FEATURES, seed=SEED)
     assert torch.equal(via_padim.embed(x), expected)
     gray = x[:, :1]
     torch.testing.assert_close(via_padim.embed(gray), ours.embed(gray.expand(-1, 3, -1, -1)))
@@ -68,7 +68,7 @@ def test_embedding_equals_padim_model(padim, twin) -> None:
 @pytest.mark.timeout(60)
 def test_fit_and_scores_equal_padim_model(padim, twin) -> None:
     train = _images(24, 1)
-    detector = DriftDetector(ClassifierFeatures(twin, LAYERS), n_features=N_FEATURES, seed=SEED,
+    detector = PadimDetector(ClassifierFeatures(twin, LAYERS), n_features=N_FEATURES, seed=SEED,
                              eps=0.01 + 1e-5, sigma=4.0, upsample=True)  # anomalib adds 1e-5
     detector.fit([(train[:10], torch.zeros(10)), (train[10:], torch.zeros(14))])
     stats = detector.gaussians[GLOBAL]

@@ -13,8 +13,8 @@ from vqc.drift import (
     GLOBAL,
     ClassifierFeatures,
     DriftConfig,
-    DriftDetector,
     DriftThreshold,
+    PadimDetector,
     gaussian_blur,
 )
 from vqc.errors import ConfigError, DataError
@@ -22,7 +22,7 @@ from vqc.errors import ConfigError, DataError
 LAYERS_CNN = ("block1", "block2", "block3")
 
 
-def _auroc(detector: DriftDetector, generator: torch.Generator) -> float:
+def _auroc(detector: PadimDetector, generator: torch.Generator) -> float:
     normal = detector.score(normal_images(40, generator))
     anomalous = detector.score(anomalous_images(40, generator))
     labels = [0] * 40 + [1] * 40
@@ -37,7 +37,7 @@ def test_separates_constructed_anomalies(model: str, layers: tuple[str, ...], n_
                                          request: pytest.FixtureRequest) -> None:
     classifier = request.getfixturevalue(model)  # random init: no pretrained weights
     g = torch.Generator().manual_seed(1)
-    detector = DriftDetector(ClassifierFeatures(classifier, layers), n_features=n_features)
+    detector = PadimDetector(ClassifierFeatures(classifier, layers), n_features=n_features)
     detector.fit(batches(normal_images(96, g), [40, 33, 23]))
     assert _auroc(detector, g) > 0.9
 
@@ -46,7 +46,7 @@ def test_separates_constructed_anomalies(model: str, layers: tuple[str, ...], n_
 def test_smoothed_upsampled_score_is_the_max_of_the_map(cnn) -> None:
     g = torch.Generator().manual_seed(2)
     source = ClassifierFeatures(cnn, LAYERS_CNN)
-    detector = DriftDetector(source, n_features=20, sigma=4.0, upsample=True)
+    detector = PadimDetector(source, n_features=20, sigma=4.0, upsample=True)
     detector.fit(batches(normal_images(48, g), [48]))
     images = anomalous_images(6, g)
     maps = detector.anomaly_map(images)
@@ -71,14 +71,14 @@ def test_fit_on_good_ignores_other_classes(cnn) -> None:
     images = torch.cat([good[:10], defects[:10], good[10:], defects[10:]])
     codes = torch.tensor([0] * 10 + [4] * 10 + [0] * 20 + [4] * 10)
     source = ClassifierFeatures(cnn, LAYERS_CNN)
-    only_good = DriftDetector(source, n_features=20, fit_on="good").fit(
+    only_good = PadimDetector(source, n_features=20, fit_on="good").fit(
         batches(images, [7, 20, 1, 22], codes))
-    reference = DriftDetector(source, n_features=20).fit(batches(good, [30]))
+    reference = PadimDetector(source, n_features=20).fit(batches(good, [30]))
     assert only_good.gaussians[GLOBAL].count == 30
     probe = anomalous_images(4, g)
     torch.testing.assert_close(only_good.score(probe), reference.score(probe), rtol=1e-4, atol=1e-4)
     with pytest.raises(DataError, match="GOOD"):
-        DriftDetector(source, n_features=20, fit_on="good").fit(
+        PadimDetector(source, n_features=20, fit_on="good").fit(
             batches(defects, [20], torch.full((20,), 4)))
 
 
@@ -91,11 +91,11 @@ def test_per_lib_gaussians(cnn) -> None:
     order = torch.randperm(60, generator=g)
     images, libs = images[order], [libs[i] for i in order]
     source = ClassifierFeatures(cnn, LAYERS_CNN)
-    per_lib = DriftDetector(source, n_features=20, fit_on="per_lib").fit(
+    per_lib = PadimDetector(source, n_features=20, fit_on="per_lib").fit(
         batches(images, [25, 35], libs=libs))
     assert set(per_lib.gaussians) == {GLOBAL, "Die01", "Die02"}
     assert per_lib.gaussians["Die01"].count == per_lib.gaussians["Die02"].count == 30
-    pooled = DriftDetector(source, n_features=20).fit(batches(images, [60]))
+    pooled = PadimDetector(source, n_features=20).fit(batches(images, [60]))
     torch.testing.assert_close(per_lib.gaussians[GLOBAL].mean, pooled.gaussians[GLOBAL].mean)
     torch.testing.assert_close(per_lib.gaussians[GLOBAL].inv_covariance,
                                pooled.gaussians[GLOBAL].inv_covariance, rtol=1e-4, atol=1e-4)
@@ -109,7 +109,7 @@ def test_per_lib_gaussians(cnn) -> None:
     mixed = per_lib.score(probe, ["Die01", "Die02", "Die01", "Die02"])
     torch.testing.assert_close(mixed[1::2], as_die02[1::2])
     with pytest.raises(ConfigError, match="libs"):
-        DriftDetector(source, n_features=20, fit_on="per_lib").fit(batches(images, [60]))
+        PadimDetector(source, n_features=20, fit_on="per_lib").fit(batches(images, [60]))
 
 
 @pytest.mark.timeout(60)
@@ -117,12 +117,12 @@ def test_save_load_round_trip(cnn, tmp_path: Path) -> None:
     g = torch.Generator().manual_seed(5)
     images, libs = normal_images(40, g), ["A", "B"] * 20
     source = ClassifierFeatures(cnn, LAYERS_CNN)
-    detector = DriftDetector(source, n_features=20, fit_on="per_lib", sigma=1.0, seed=11)
+    detector = PadimDetector(source, n_features=20, fit_on="per_lib", sigma=1.0, seed=11)
     detector.fit(batches(images, [40], libs=libs))
     detector.threshold = DriftThreshold(3.0, {"A": 2.5})
     path = tmp_path / "drift.safetensors"
     detector.save(path)
-    loaded = DriftDetector.load(path, source)
+    loaded = PadimDetector.load(path, source)
     assert loaded.config == detector.config and loaded.threshold == detector.threshold
     assert torch.equal(loaded.embedding.idx, detector.embedding.idx)
     probe, probe_libs = anomalous_images(6, g), ["A", "B", "C"] * 2
@@ -134,7 +134,7 @@ def test_save_load_round_trip(cnn, tmp_path: Path) -> None:
 def test_calibrate_from_batches(cnn) -> None:
     g = torch.Generator().manual_seed(6)
     source = ClassifierFeatures(cnn, LAYERS_CNN)
-    detector = DriftDetector(source, n_features=20).fit(batches(normal_images(40, g), [40]))
+    detector = PadimDetector(source, n_features=20).fit(batches(normal_images(40, g), [40]))
     val = torch.cat([normal_images(30, g), anomalous_images(10, g)])
     codes = torch.tensor([0] * 30 + [6] * 10)
     threshold = detector.calibrate(batches(val, [16, 24], codes), drift_code=6)
@@ -149,8 +149,8 @@ def test_configuration_errors(cnn) -> None:
     with pytest.raises(ConfigError, match="fit_on"):
         DriftConfig(fit_on="some")
     with pytest.raises(ConfigError, match="differ"):
-        DriftDetector(source, config=DriftConfig(layers=("block1",)))
+        PadimDetector(source, config=DriftConfig(layers=("block1",)))
     with pytest.raises(ConfigError, match="not fitted"):
-        DriftDetector(source, n_features=20).score(torch.rand(1, 1, 32, 32))
+        PadimDetector(source, n_features=20).score(torch.rand(1, 1, 32, 32))
     with pytest.raises(ConfigError, match="feature source"):
-        DriftDetector(None, n_features=20).embed(torch.rand(1, 1, 32, 32))
+        PadimDetector(None, n_features=20).embed(torch.rand(1, 1, 32, 32))

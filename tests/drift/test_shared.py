@@ -6,17 +6,19 @@ import pytest
 import torch
 
 from tests.drift.conftest import anomalous_images, batches, normal_images
-from vqc.drift import ClassifierFeatures, DriftDetector, forward_with_maps
+from vqc.drift import ClassifierFeatures, PadimDetector, forward_outputs, forward_with_maps
 from vqc.models import Classifier, build_model
 
 CASES = [("resnet18", ("layer1", "layer2", "layer3")), ("cnn", ("block1", "block2", "block3")),
          ("basic_cnn", ("block1", "block2"))]
+#: Each family's size options (a family refuses the others').
+SIZES = {"resnet18": {}, "cnn": {"depth": 3, "width": 8}, "basic_cnn": {"width": 8}}
 
 
 def _twin(model: Classifier, name: str) -> Classifier:
     """A separately built network with the same weights."""
     twin = build_model(name, num_classes=model.num_classes, in_channels=model.in_channels,
-                       depth=3, width=8)
+                       **SIZES[name])
     twin.load_state_dict(model.state_dict())
     return twin.eval()
 
@@ -24,7 +26,7 @@ def _twin(model: Classifier, name: str) -> Classifier:
 @pytest.mark.parametrize(("name", "layers"), CASES, ids=[c[0] for c in CASES])
 def test_shared_maps_equal_a_separate_pass(name: str, layers: tuple[str, ...]) -> None:
     torch.manual_seed(0)
-    model = build_model(name, num_classes=4, depth=3, width=8, dropout=0.5).eval()
+    model = build_model(name, num_classes=4, dropout=0.5, **SIZES[name]).eval()
     x = torch.rand(3, 1, 32, 24)
     logits, maps = forward_with_maps(model, x, layers)
     assert list(maps) == list(layers)
@@ -50,9 +52,9 @@ def test_shared_detector_scores_equal_separate_backbone_scores(resnet18) -> None
     layers = ("layer1", "layer2", "layer3")
     g = torch.Generator().manual_seed(0)
     train = normal_images(48, g)
-    shared = DriftDetector(ClassifierFeatures(resnet18, layers), n_features=50)
+    shared = PadimDetector(ClassifierFeatures(resnet18, layers), n_features=50)
     shared.fit(batches(train, [48]))
-    separate = DriftDetector(ClassifierFeatures(_twin(resnet18, "resnet18"), layers),
+    separate = PadimDetector(ClassifierFeatures(_twin(resnet18, "resnet18"), layers),
                              n_features=50)
     separate.fit(batches(train, [30, 18]))
     probe = anomalous_images(4, g)
@@ -60,3 +62,17 @@ def test_shared_detector_scores_equal_separate_backbone_scores(resnet18) -> None
         logits, maps = forward_with_maps(resnet18, probe, layers)
     torch.testing.assert_close(shared.score(maps), separate.score(probe), rtol=1e-4, atol=1e-4)
     assert logits.shape == (4, 3)
+
+
+def test_forward_outputs_of_a_backbone_with_a_head_convolution() -> None:
+    """EfficientNet pools after a 1x1 convolution: pooled features and logits still equal
+    ``embed`` and ``forward``."""
+    torch.manual_seed(0)
+    model = build_model("efficientnet_lite0", num_classes=3, in_channels=1,
+                        pretrained=False).eval()
+    x = torch.rand(2, 1, 64, 32)
+    outputs = forward_outputs(model, x, model.backbone.default_feature_layers)
+    with torch.no_grad():
+        torch.testing.assert_close(outputs.pooled, model.embed(x))
+        torch.testing.assert_close(outputs.logits, model(x))
+    assert list(outputs.maps) == list(model.backbone.default_feature_layers)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.inspection.conftest import make_inspector, normal_image, tiny_model_and_spec
-from vqc.drift import DriftThreshold
+from vqc.drift import DriftThreshold, build_ensemble, forward_outputs
 from vqc.export import export_onnx
 from vqc.inspection.inspector import Inspector, shared_drift_detector
 
@@ -54,3 +54,30 @@ def per_lib_inspector() -> Inspector:
 @pytest.fixture(scope="module")
 def per_lib_exported(per_lib_inspector, tmp_path_factory):
     return export_onnx(per_lib_inspector, tmp_path_factory.mktemp("onnx") / "per_lib.onnx")
+
+
+def make_two_detector_inspector(seed: int = 5) -> Inspector:
+    """Per-lib PaDiM and the pooled Gaussian, fitted and calibrated through the ensemble."""
+    model, spec = tiny_model_and_spec(seed, mean=[0.4], std=[0.2])
+    drift = build_ensemble({"padim": ("padim", {"layers": ["block1", "block2"], "n_features": 12,
+                                                "fit_on": "per_lib"}),
+                            "pooled": ("pooled", {})}, model, target_rate=0.1)
+    rng = np.random.default_rng(seed)
+    arrays = [normal_image(rng) if i % 2 == 0 else bright_image(rng) for i in range(120)]
+    libs = [LIBS[i % 2] for i in range(120)]
+    images = (torch.from_numpy(np.stack(arrays))[:, None].float() / 255 - 0.4) / 0.2
+    codes = torch.zeros(120, dtype=torch.long)
+
+    def batches(rows: slice):
+        for start in range(rows.start, rows.stop, 30):
+            part = slice(start, min(start + 30, rows.stop))
+            yield forward_outputs(model, images[part], drift.layers), codes[part], libs[part]
+
+    drift.fit(batches(slice(0, 60)))
+    drift.calibrate(batches(slice(60, 120)))
+    return Inspector(model, spec, drift)
+
+
+@pytest.fixture(scope="module")
+def two_detector_inspector() -> Inspector:
+    return make_two_detector_inspector()

@@ -8,7 +8,7 @@ import torch
 
 from tests.export.conftest import LIBS, bright_image
 from tests.inspection.conftest import anomalous_image, normal_image
-from vqc.drift import GLOBAL, ClassifierFeatures, DriftDetector
+from vqc.drift import GLOBAL, ClassifierFeatures, PadimDetector
 from vqc.errors import ConfigError, DataError
 from vqc.export import OnnxInspector, check_parity, export_onnx
 from vqc.export import onnx as export_module
@@ -93,11 +93,9 @@ def test_a_mismatch_is_reported(inspector, exported):
 
 def test_unexportable_inspectors_are_refused(inspector, tmp_path, monkeypatch):
     separate = build_model("cnn", num_classes=2, in_channels=1, depth=3, width=8).eval()
-    detector = DriftDetector(ClassifierFeatures(separate, ("block1", "block2")), n_features=12)
-    detector.embedding, detector.gaussians = inspector.drift.embedding, inspector.drift.gaussians
-    unshared = Inspector(inspector.classifier, inspector.spec, detector)
+    detector = PadimDetector(ClassifierFeatures(separate, ("block1", "block2")), n_features=12)
     with pytest.raises(ConfigError, match="shared backbone"):
-        export_onnx(unshared, tmp_path / "a.onnx")
+        Inspector(inspector.classifier, inspector.spec, detector)
     monkeypatch.setattr(export_module, "MAX_BYTES", 1000)
     with pytest.raises(ConfigError, match="2 GiB"):
         export_onnx(inspector, tmp_path / "b.onnx")
@@ -117,3 +115,26 @@ def test_runtime_refuses_other_files(inspector, exported, tmp_path):
         OnnxInspector(tmp_path / "plain.onnx")
     with pytest.raises(DataError, match="this model takes"):
         OnnxInspector(exported)(torch.zeros(2, 1, 20, 24))
+
+
+def test_two_detectors_export_and_decide_alike(two_detector_inspector, tmp_path):
+    inspector = two_detector_inspector
+    path = export_onnx(inspector, tmp_path / "two.onnx")
+    runtime = OnnxInspector(path)
+    assert runtime.column_detectors == ["padim", "padim", "padim", "pooled"]
+    assert runtime.gaussian_keys == [GLOBAL, *LIBS, GLOBAL]
+    images = inspector.normalise(_batch(4, 3, 3, seed=11))
+    libs = ["Die01", "Die02", "Die09", None, "Die01", "Die02", "Die01", "Die02", "Die01", None]
+    report = check_parity(inspector, path, images, libs)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    ours, theirs = runtime(images, libs), inspector(images, libs)
+    torch.testing.assert_close(ours.drift_score, theirs.drift_score, rtol=1e-4, atol=1e-5)
+    assert ours.drift_detector == theirs.drift_detector
+    assert theirs.is_drift[4:7].all()  # the bright squares
+    reasons = theirs.reasons(inspector.classes)
+    assert all(reasons[i].endswith(("(padim)", "(pooled)")) for i in range(4, 7))
+    # the combined score is the larger of the two normalised scores
+    drift = inspector.drift
+    raw = drift.raw_scores(inspector.outputs(images), libs)
+    scales = torch.stack([d.scale for d in drift])
+    torch.testing.assert_close(theirs.drift_score, (raw / scales).amax(dim=1))

@@ -42,7 +42,7 @@ def test_artifact_round_trip_gives_the_same_decisions(inspector, tmp_path):
     assert torch.equal(a.decision, b.decision)
     torch.testing.assert_close(a.drift_score, b.drift_score)
     torch.testing.assert_close(a.probabilities, b.probabilities)
-    assert loaded.spec.versions["format"] == "1"
+    assert loaded.spec.versions["format"] == "2"
     assert not list(tmp_path.glob(".*.tmp"))
 
 
@@ -77,3 +77,37 @@ def test_other_safetensors_file_is_refused(tmp_path):
     save_file({"w": torch.zeros(2)}, str(path))
     with pytest.raises(DataError, match="not a vqc inspector file"):
         Inspector.load(path)
+
+
+def test_a_first_format_artifact_still_loads_and_decides_alike(inspector, tmp_path):
+    """Artifacts of the single-PaDiM format (version 1) load as an ensemble of one."""
+    import json
+    from dataclasses import asdict
+
+    from safetensors.torch import save_file
+
+    padim = inspector.drift.detectors["padim"]
+    tensors = {f"classifier.{k}": v.contiguous() for k, v in
+               inspector.classifier.state_dict().items()}
+    tensors["drift.idx"] = padim.embedding.idx
+    for key, stats in padim.gaussians.items():
+        tensors[f"drift.gaussian/{key}/mean"] = stats.mean.contiguous()
+        tensors[f"drift.gaussian/{key}/inv_covariance"] = stats.inv_covariance.contiguous()
+        tensors[f"drift.gaussian/{key}/count"] = torch.tensor(stats.count)
+    spec = asdict(inspector.spec)
+    spec["drift"] = {**asdict(padim.config), "layers": list(padim.config.layers)}
+    spec["drift_threshold"] = padim.threshold.to_dict()
+    spec["versions"] = {"format": "1"}
+    path = tmp_path / "v1.safetensors"
+    save_file(tensors, str(path), metadata={"format": "vqc-inspector", "spec": json.dumps(spec)})
+    loaded = Inspector.load(path)
+    images = inspector.normalise(_batch(5, 3))
+    a, b = inspector(images), loaded(images)
+    assert torch.equal(a.decision, b.decision) and torch.equal(a.drift_score, b.drift_score)
+    spec["drift"] = {"detectors": [{"name": "padim", "type": "padim", "options": {}}]}
+    spec["versions"] = {"format": "2"}
+    broken = tmp_path / "broken.safetensors"
+    save_file(tensors, str(broken), metadata={"format": "vqc-inspector",
+                                              "spec": json.dumps(spec)})
+    with pytest.raises(DataError, match=r"write the artifact again.*vqc-export"):
+        Inspector.load(broken)

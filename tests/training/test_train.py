@@ -115,3 +115,22 @@ def _flatten(config: dict, prefix: str = "") -> dict:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+def test_inspector_step_fits_two_drift_detectors(tiny_csv_set, tmp_path):
+    from vqc.inspection.inspector import Inspector
+
+    run = tmp_path / "run"
+    overrides = [o for o in fast_overrides(tiny_csv_set, tmp_path, "depth=2",
+                                           "trainer.max_epochs=1", "figures.enabled=false",
+                                           "drift=padim_pooled",
+                                           "drift.detectors.padim.n_features=8",
+                                           "drift.detectors.pooled.fit_on=good")
+                 if not o.startswith("drift.n_features")]
+    cfg = _cfg(overrides, run)
+    summary = train(cfg)
+    inspector = Inspector.load(summary["inspector"])
+    assert inspector.drift.names == ["padim", "pooled"]
+    assert inspector.drift.detectors["padim"].config.n_features == 8
+    assert inspector.drift.detectors["pooled"].config.fit_on == "good"
+    assert 0.0 <= summary["inspection"]["false_drift_rate"] <= 1.0

@@ -14,7 +14,8 @@ Feature sources (images -> ``{layer: map}``):
   shared backbone).
 - :class:`PadimFeatures`: the feature extractor of an anomalib ``PadimModel``.
 
-:func:`forward_with_maps` runs a classifier once and returns its logits and the maps.
+:func:`forward_outputs` runs a classifier once and returns what every drift detector reads
+(logits, pooled features, maps); :func:`forward_with_maps` the logits and the maps.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from vqc.drift.base import ForwardOutputs
 from vqc.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -82,11 +84,13 @@ def upsample_nearest(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     )
 
 
-class PadimEmbedding:
+class PadimEmbedding(nn.Module):
     """``{layer: (B, C_l, H_l, W_l)}`` -> ``(B, n_features, H_0, W_0)``.
 
     The channel indices refer to the concatenation of ``layers`` in order (as in anomalib);
-    they are drawn on first use, once the channel counts are known, and kept in :attr:`idx`.
+    they are drawn on first use, once the channel counts are known, and kept in the buffer
+    :attr:`idx`. Each layer's share of them becomes a (non-saved) buffer ``channels_<i>`` on
+    first use, so that later calls, and a traced graph, only select and upsample.
     """
 
     def __init__(
@@ -97,6 +101,7 @@ class PadimEmbedding:
         sampler: Sampler = "torch",
         idx: torch.Tensor | None = None,
     ) -> None:
+        super().__init__()
         if not layers:
             raise ConfigError("drift.layers is empty")
         if sampler not in SAMPLERS:
@@ -105,17 +110,39 @@ class PadimEmbedding:
         self.n_features = int(n_features)
         self.seed = int(seed)
         self.sampler: Sampler = sampler
-        self.idx: torch.Tensor | None = None
-        self._split: list[tuple[str, torch.Tensor]] = []
+        self.register_buffer("idx", None if idx is None else idx.to(torch.int64).cpu())
+        self.idx: torch.Tensor | None
+        self._split: list[tuple[str, str]] = []
         self._channels: list[int] = []
-        if idx is not None:
-            self.idx = idx.to(torch.int64).cpu()
 
-    def _prepare(self, maps: dict[str, torch.Tensor]) -> None:
+    def _load_from_state_dict(self, state_dict: dict[str, torch.Tensor], prefix: str,
+                              *args: object, **kwargs: object) -> None:
+        if prefix + "idx" in state_dict:  # new indices: split them again on next use
+            self.idx = torch.empty_like(state_dict[prefix + "idx"], dtype=torch.int64)
+            self._forget_split()
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _forget_split(self) -> None:
+        for _, buffer in self._split:
+            delattr(self, buffer)
+        self._split, self._channels = [], []
+
+    def set_idx(self, idx: torch.Tensor) -> None:
+        """Use these channel indices (sorted, distinct) from now on."""
+        self._forget_split()
+        self.idx = idx.to(torch.int64).cpu()
+
+    def prepare(self, maps: dict[str, torch.Tensor]) -> None:
+        """Draw the indices (first use) and split them by layer; later calls check shapes."""
         missing = [name for name in self.layers if name not in maps]
         if missing:
             raise ConfigError(f"feature maps lack layers {missing}; got {list(maps)}")
         channels = [int(maps[name].shape[1]) for name in self.layers]
+        if self._channels:
+            if channels != self._channels:
+                raise ConfigError(f"layers {list(self.layers)} gave {channels} channels, "
+                                  f"earlier {self._channels}")
+            return
         total = sum(channels)
         if self.idx is None:
             self.idx = select_channels(total, self.n_features, self.seed, self.sampler)
@@ -124,32 +151,28 @@ class PadimEmbedding:
                 f"stored channel indices ({len(self.idx)} of up to {int(self.idx.max()) + 1}) do "
                 f"not fit layers {list(self.layers)} with {channels} channels"
             )
-        if self._channels and channels != self._channels:
-            raise ConfigError(
-                f"layers {list(self.layers)} gave {channels} channels, earlier {self._channels}"
-            )
-        if not self._split:
-            if not bool((self.idx[1:] > self.idx[:-1]).all()):
-                raise ConfigError("channel indices must be sorted and distinct")
-            self._channels = channels
-            start = 0
-            for name, count in zip(self.layers, channels, strict=True):
-                local = self.idx[(self.idx >= start) & (self.idx < start + count)] - start
-                self._split.append((name, local))
-                start += count
+        idx = self.idx
+        if not bool((idx[1:] > idx[:-1]).all()):
+            raise ConfigError("channel indices must be sorted and distinct")
+        start = 0
+        for i, (name, count) in enumerate(zip(self.layers, channels, strict=True)):
+            local = idx[(idx >= start) & (idx < start + count)] - start
+            start += count
+            if len(local):
+                self.register_buffer(f"channels_{i}", local.clone(), persistent=False)
+                self._split.append((name, f"channels_{i}"))
+        self._channels = channels
 
-    def __call__(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
-        self._prepare(maps)
+    def forward(self, maps: dict[str, torch.Tensor]) -> torch.Tensor:
+        self.prepare(maps)
         size = maps[self.layers[0]].shape[-2:]
         parts = []
-        for k, (name, local) in enumerate(self._split):
-            if len(local) == 0:
-                continue
+        for name, buffer in self._split:
+            local = getattr(self, buffer)
             if local.device != maps[name].device:  # moved once, not at every call
                 local = local.to(maps[name].device)
-                self._split[k] = (name, local)
-            selected = torch.index_select(maps[name], 1, local)
-            parts.append(upsample_nearest(selected, size))
+                setattr(self, buffer, local)
+            parts.append(upsample_nearest(torch.index_select(maps[name], 1, local), size))
         return torch.cat(parts, dim=1)
 
 
@@ -222,19 +245,37 @@ class PadimFeatures:
         return {str(k): v for k, v in self.extractor(images).items()}
 
 
-def forward_with_maps(
-    model: Classifier, images: torch.Tensor, layers: Sequence[str] | None = None
-) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Logits and feature maps of ``layers`` (default: the backbone's) from one forward pass.
+def forward_outputs(
+    model: Classifier, images: torch.Tensor, layers: Sequence[str] = ()
+) -> ForwardOutputs:
+    """Logits, pooled features and the feature maps of ``layers``, from one forward pass.
 
-    Every vqc backbone pools its last feature layer by a global average (ResNets: ``layer4``,
-    CNNs: the last block), so the logits are ``head(mean of that map)``, the value
-    ``model(images)`` gives. Gradients flow as in ``model(images)``; the drift detector
-    detaches what it reads.
+    The ResNets and CNNs pool their last feature layer by a global average (ResNets:
+    ``layer4``, CNNs: the last block), so the pooled features (``model.embed``) are that map's
+    mean and the logits ``head(pooled)``, the values ``model(images)`` gives: one pass. A
+    backbone with more after its last named map (EfficientNet's 1x1 head convolution: the map's
+    channels are not ``num_features``) gets its pooled features from ``model.embed``, a second
+    pass. Gradients flow as in ``model(images)``; drift detectors detach what they read.
     """
-    layers = tuple(model.backbone.default_feature_layers if layers is None else layers)
+    layers = tuple(layers)
     last = model.feature_layers[-1]
     wanted = list(dict.fromkeys([*layers, last]))
     maps = model.feature_maps(images, wanted)
-    logits = model.head(maps[last].mean(dim=(-2, -1)))
-    return logits, {name: maps[name] for name in layers}
+    if int(maps[last].shape[1]) == int(model.num_features):
+        pooled = maps[last].mean(dim=(-2, -1))
+    else:
+        pooled = model.embed(images)
+    return ForwardOutputs(maps={name: maps[name] for name in layers}, pooled=pooled,
+                          logits=model.head(pooled),
+                          image_size=(int(images.shape[-2]), int(images.shape[-1])))
+
+
+def forward_with_maps(
+    model: Classifier, images: torch.Tensor, layers: Sequence[str] | None = None
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Logits and feature maps of ``layers`` (default: the backbone's) from one forward pass
+    (see :func:`forward_outputs`)."""
+    layers = tuple(model.backbone.default_feature_layers if layers is None else layers)
+    outputs = forward_outputs(model, images, layers)
+    assert outputs.logits is not None
+    return outputs.logits, outputs.maps

@@ -153,17 +153,19 @@ class StreamingGaussian:
             raise ValueError(f"a covariance needs at least 2 images, got {self.count}")
         return self.scatter / (self.count - 1)
 
-    def finalize(self, eps: float = DEFAULT_EPS, chunk_bytes: int = 16 << 20) -> GaussianStats:
+    def finalize(self, eps: float = DEFAULT_EPS, chunk_bytes: int = 16 << 20,
+                 out: torch.Tensor | None = None) -> GaussianStats:
         """Mean ``(C, P)`` and inverse of ``covariance + eps * I`` ``(P, C, C)``, as float32.
 
         Positions are inverted in chunks of about ``chunk_bytes`` so the float64 temporaries
-        stay small beside the accumulator.
+        stay small beside the accumulator. ``out``: a float32 ``(P, C, C)`` tensor to write the
+        inverse into (e.g. a slice of a detector's buffer), instead of a new one.
         """
         if self.mean is None or self.scatter is None or self.count < 2:
             raise ValueError(f"a covariance needs at least 2 images, got {self.count}")
         positions, channels = self.mean.shape
-        inverse = torch.empty(positions, channels, channels, dtype=torch.float32,
-                              device=self.scatter.device)
+        inverse = out if out is not None else torch.empty(
+            positions, channels, channels, dtype=torch.float32, device=self.scatter.device)
         step = max(1, chunk_bytes // (channels * channels * self.scatter.element_size()))
         for start in range(0, positions, step):
             covariance = self.scatter[start : start + step] / (self.count - 1)

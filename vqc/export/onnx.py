@@ -4,25 +4,27 @@ The graph takes preprocessed, normalised images ``images (B, C, H, W)`` (float32
 fixed by the inspector's preprocessing, ``B`` dynamic) and returns
 
 - ``logits (B, K)``: the classifier's logits over the trained classes;
-- ``drift_scores (B, G)`` when the inspector has a drift detector: the image's drift score
-  under each of its ``G`` fitted Gaussians, the global one first, then one per lib in sorted
-  order (the order is in the model's metadata, ``vqc.gaussians``).
+- ``drift_scores (B, G)`` when the inspector has drift detectors: each detector's raw score of
+  the image under each of its variants (PaDiM: the global Gaussian first, then one per lib in
+  sorted order), detector after detector. The model's metadata names each column's detector
+  (``vqc.drift_columns``) and variant (``vqc.gaussians``).
 
-Inside the graph: the backbone (one pass serves both heads), the PaDiM channel selection and
-nearest upsampling, the Mahalanobis distance per position with the stored means and inverse
-covariances as constants, the optional bilinear upsampling and Gaussian smoothing of the map,
-and the maximum over positions. Outside it (:class:`~vqc.export.runtime.OnnxInspector`):
-picking each image's Gaussian and threshold by lib, the temperature, the softmax and the
-decision rule, the same code :class:`~vqc.inspection.inspector.Inspector` runs.
+Inside the graph: the backbone (one pass serves every head) and each detector's
+``score_columns``, the very modules the PyTorch inspector runs, traced (PaDiM: channel
+selection, nearest upsampling, Mahalanobis distance per position against its buffers,
+optional bilinear upsampling and smoothing, maximum; the pooled detector: Mahalanobis
+distance of the pooled features). Outside it (:class:`~vqc.export.runtime.OnnxInspector`):
+picking each image's column by lib, the division by each detector's scale, the maximum over
+detectors, the threshold, the temperature, the softmax and the decision rule, the same code
+:class:`~vqc.inspection.inspector.Inspector` runs.
 
-The inspector's spec (classes, preprocessing, costs, thresholds) travels as JSON in the model's
-``metadata_props``, so a runtime needs only the ``.onnx`` file.
+The inspector's spec (classes, preprocessing, costs, detectors, scales, thresholds) travels as
+JSON in the model's ``metadata_props``, so a runtime needs only the ``.onnx`` file.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import os
 import warnings
@@ -34,29 +36,14 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from vqc.drift import GLOBAL, DriftDetector
-from vqc.drift.features import forward_with_maps, upsample_nearest
-from vqc.drift.gaussian import mahalanobis
-from vqc.drift.smoothing import gaussian_blur, resize_bilinear
+from vqc.drift import DriftEnsemble, forward_outputs
+from vqc.drift.ensemble import lib_keys
 from vqc.errors import ConfigError, DataError
+from vqc.export.format import DRIFT_SCORES, INPUT, LOGITS, ExportMetadata
 from vqc.inspection.inspector import Inspector
 from vqc.io import write_atomic
 
 log = logging.getLogger(__name__)
-
-#: ``metadata_props`` keys of an exported inspector.
-META_FORMAT = "vqc.format"
-META_VERSION = "vqc.format_version"
-META_SPEC = "vqc.spec"
-META_GAUSSIANS = "vqc.gaussians"
-META_INPUT = "vqc.input_shape"
-META_EXPORTER = "vqc.exporter"
-FORMAT = "vqc-inspector-onnx"
-FORMAT_VERSION = 1
-
-INPUT = "images"
-LOGITS = "logits"
-DRIFT_SCORES = "drift_scores"
 
 #: A protobuf file cannot exceed 2 GiB; keep a margin for the graph itself.
 MAX_BYTES = 2**31 - (64 << 20)
@@ -64,79 +51,45 @@ MAX_BYTES = 2**31 - (64 << 20)
 LEGACY_OPSET = 17
 
 
-def gaussian_order(detector: DriftDetector) -> list[str]:
-    """The order of ``drift_scores`` columns: the global Gaussian, then the libs, sorted."""
-    if GLOBAL not in detector.gaussians:
-        raise ConfigError("the drift detector is not fitted: nothing to export")
-    return [GLOBAL, *sorted(key for key in detector.gaussians if key != GLOBAL)]
+def gaussian_order(drift: DriftEnsemble) -> list[str]:
+    """The global key, then every lib some detector has its own variant for, sorted."""
+    for detector in drift:
+        detector.check_fitted()
+    return lib_keys(drift)
 
 
 class ExportGraph(nn.Module):
-    """What is exported: images -> logits and, with a detector, one drift score per Gaussian.
+    """What is exported: images -> logits and, with detectors, their raw scores per variant.
 
-    The same computation as ``Inspector.forward`` up to the scores (see the module docstring),
-    written with static channel indices so that it traces into a graph.
+    The same modules as ``Inspector.forward`` up to the scores; each detector's variants are
+    all scored (the choice by lib happens outside the graph).
     """
 
     def __init__(self, inspector: Inspector, image_size: Sequence[int]) -> None:
         super().__init__()
         self.classifier = inspector.classifier
         self.image_size = (int(image_size[0]), int(image_size[1]))
-        detector = inspector.drift
-        self.with_drift = detector is not None
+        self.drift = inspector.drift
+        self.with_drift = self.drift is not None
+        self.detector_names: list[str] = []
         self.keys: list[str] = []
-        self.split: list[tuple[str, str]] = []
-        if detector is None:
+        if self.drift is None:
             return
-        if not inspector.shared_backbone:
-            raise ConfigError("only drift detectors reading the classifier's own feature maps "
-                              "(the shared backbone) can be exported")
-        idx = detector.embedding.idx
-        if idx is None:
-            raise ConfigError("the drift detector is not fitted: nothing to export")
-        config = detector.config
-        self.layers = tuple(config.layers)
-        self.upsample = bool(config.upsample)
-        self.sigma = float(config.sigma)
-        self.keys = gaussian_order(detector)
+        gaussian_order(self.drift)  # fitted, all of them
+        self.detector_names, self.keys = self.drift.column_names()
+        # one eager pass fixes what tracing must see as constants (PaDiM's channel split)
         device = next(self.classifier.parameters()).device
         probe = torch.zeros(1, self.classifier.in_channels, *self.image_size, device=device)
         with torch.no_grad():
-            maps = self.classifier.feature_maps(probe, self.layers)
-        channels = [int(maps[name].shape[1]) for name in self.layers]
-        if int(idx.max()) >= sum(channels) or not bool((idx[1:] > idx[:-1]).all()):
-            raise ConfigError(f"stored channel indices do not fit layers {list(self.layers)} "
-                              f"with {channels} channels")
-        start = 0
-        for i, (name, count) in enumerate(zip(self.layers, channels, strict=True)):
-            local = idx[(idx >= start) & (idx < start + count)] - start
-            start += count
-            if len(local):
-                self.register_buffer(f"channels_{i}", local.to(torch.int64).clone())
-                self.split.append((name, f"channels_{i}"))
-        for i, key in enumerate(self.keys):
-            stats = detector.gaussians[key]
-            self.register_buffer(f"mean_{i}", stats.mean.detach().float().clone())
-            self.register_buffer(f"inv_covariance_{i}",
-                                 stats.inv_covariance.detach().float().clone())
+            self.forward(probe)
 
     def forward(self, images: Tensor) -> tuple[Tensor, ...]:
-        if not self.with_drift:
+        if self.drift is None:
             return (self.classifier(images),)
-        logits, maps = forward_with_maps(self.classifier, images, self.layers)
-        size = maps[self.layers[0]].shape[-2:]
-        embedding = torch.cat([upsample_nearest(torch.index_select(maps[name], 1,
-                                                                   getattr(self, buffer)), size)
-                               for name, buffer in self.split], dim=1)
-        scores = []
-        for i in range(len(self.keys)):
-            distances = mahalanobis(embedding, getattr(self, f"mean_{i}"),
-                                    getattr(self, f"inv_covariance_{i}"))
-            if self.upsample:
-                distances = resize_bilinear(distances, self.image_size)
-            distances = gaussian_blur(distances, self.sigma)
-            scores.append(distances.amax(dim=(-2, -1)))
-        return logits, torch.stack(scores, dim=1)
+        outputs = forward_outputs(self.classifier, images, self.drift.layers)
+        assert outputs.logits is not None
+        scores = torch.cat([detector.score_columns(outputs) for detector in self.drift], dim=1)
+        return outputs.logits, scores
 
 
 def _nbytes(module: nn.Module) -> int:
@@ -146,14 +99,8 @@ def _nbytes(module: nn.Module) -> int:
 
 def _metadata(inspector: Inspector, graph: ExportGraph, input_shape: list[int],
               exporter: str) -> dict[str, str]:
-    return {
-        META_FORMAT: FORMAT,
-        META_VERSION: str(FORMAT_VERSION),
-        META_SPEC: json.dumps(inspector.spec_dict()),
-        META_GAUSSIANS: json.dumps(graph.keys),
-        META_INPUT: json.dumps(input_shape),
-        META_EXPORTER: exporter,
-    }
+    return ExportMetadata(inspector.spec_dict(), input_shape, graph.keys, graph.detector_names,
+                          exporter).to_props()
 
 
 def _export_dynamo(graph: ExportGraph, example: Tensor, outputs: list[str], dynamic: bool,
@@ -207,9 +154,7 @@ def export_onnx(
     input_shape = [int(inspector.classifier.in_channels), *size]
     source = inspector
     if next(inspector.classifier.parameters()).device.type != "cpu":
-        source = copy.deepcopy(inspector).cpu()  # the detector's source follows the copy
-        if source.drift is not None:
-            source.drift.to("cpu")
+        source = copy.deepcopy(inspector).cpu()
     graph = ExportGraph(source, size).eval()
     total = _nbytes(graph)
     if total > MAX_BYTES:
@@ -240,25 +185,20 @@ def export_onnx(
         entry = proto.metadata_props.add()
         entry.key, entry.value = key, value
     proto.doc_string = "vqc inspector: images -> logits" + (
-        ", drift scores per Gaussian" if graph.with_drift else "")
+        ", drift scores per detector and variant" if graph.with_drift else "")
     return write_atomic(path, proto.SerializeToString())
 
 
 # -- parity ---------------------------------------------------------------------------------
 @torch.no_grad()
 def reference_outputs(inspector: Inspector, images: Tensor) -> tuple[Tensor, Tensor | None]:
-    """PyTorch's logits ``(B, K)`` and drift scores per Gaussian ``(B, G)`` (eager, detector
-    code), in the export's Gaussian order."""
+    """PyTorch's logits ``(B, K)`` and drift scores per detector and variant ``(B, G)``
+    (eager, the exported modules), in the export's column order."""
     device = next(inspector.classifier.parameters()).device
-    images = images.to(device)
-    if inspector.drift is None:
-        return inspector.classifier(images).float().cpu(), None
-    detector = inspector.drift
-    logits, maps = forward_with_maps(inspector.classifier, images, detector.config.layers)
-    size = tuple(images.shape[-2:])
-    columns = [detector.score(maps, None if key == GLOBAL else [key] * len(images), size)
-               for key in gaussian_order(detector)]
-    return logits.float().cpu(), torch.stack(columns, dim=1).float().cpu()
+    graph = ExportGraph(inspector, tuple(images.shape[-2:]))
+    outputs = graph(images.to(device))
+    logits = outputs[0].float().cpu()
+    return logits, (outputs[1].float().cpu() if len(outputs) > 1 else None)
 
 
 def _differences(name: str, ours: Tensor, reference: Tensor, atol: float,

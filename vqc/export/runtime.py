@@ -7,7 +7,6 @@ built; torch is used for the decision arithmetic only.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,46 +15,26 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vqc.drift import GLOBAL, DriftConfig, DriftThreshold
-from vqc.errors import ConfigError, DataError
-from vqc.export.onnx import (
-    DRIFT_SCORES,
-    FORMAT,
-    FORMAT_VERSION,
-    INPUT,
-    LOGITS,
-    META_EXPORTER,
-    META_FORMAT,
-    META_GAUSSIANS,
-    META_INPUT,
-    META_SPEC,
-    META_VERSION,
-)
-from vqc.inspection.inspector import (
-    Inspection,
-    InspectorSpec,
-    build_preprocessor,
-    decide_from,
-    normalise_images,
-    trained_cost_of,
-)
+from vqc.drift import GLOBAL, Combination, DriftThreshold, pick_columns
+from vqc.errors import DataError
+from vqc.export.format import DRIFT_SCORES, INPUT, LOGITS, ExportMetadata
+from vqc.inspection.base import Inspection, InspectorBase, InspectorSpec
 
 
-def gaussian_columns(keys: Sequence[str], libs: Sequence[str | None] | None, n: int,
-                     per_lib: bool) -> list[int]:
-    """The ``drift_scores`` column of each of ``n`` images: its lib's Gaussian when it has
-    one (and the detector is per lib), else the global one (as ``DriftDetector`` chooses)."""
-    position = {key: i for i, key in enumerate(keys)}
-    if GLOBAL not in position:
-        raise DataError(f"drift-score columns {list(keys)} lack the global Gaussian")
-    if libs is None or not per_lib:
-        return [position[GLOBAL]] * n
-    if len(libs) != n:
-        raise ConfigError(f"{n} images but {len(libs)} libs")
-    return [position.get(str(lib), position[GLOBAL]) for lib in libs]
+def drift_combination(spec: InspectorSpec) -> Combination:
+    """The combination rule of an exported inspector's spec (its detectors' scales, the
+    combined threshold); a first-format spec holds one PaDiM (scale 1)."""
+    assert spec.drift is not None
+    entries = spec.drift.get("detectors") or [{"name": "padim", "scale": 1.0}]
+    names = [str(entry["name"]) for entry in entries]
+    scales = torch.tensor([float(entry.get("scale", 1.0)) for entry in entries],
+                          dtype=torch.float32)
+    threshold = (DriftThreshold.from_dict(spec.drift_threshold) if spec.drift_threshold
+                 else None)
+    return Combination(names, scales, threshold)
 
 
-class OnnxInspector:
+class OnnxInspector(InspectorBase):
     """Loads an exported inspector; ``__call__(images, libs)`` -> :class:`Inspection`.
 
     Offers what ``vqc-predict`` uses of an :class:`~vqc.inspection.inspector.Inspector`:
@@ -81,56 +60,45 @@ class OnnxInspector:
         except Exception as err:  # onnxruntime's errors derive from Exception only
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DataError(f"{self.path}: not a readable ONNX model ({message})") from err
-        metadata = self.session.get_modelmeta().custom_metadata_map
-        if metadata.get(META_FORMAT) != FORMAT:
-            raise DataError(f"{self.path}: an ONNX model but not an exported vqc inspector "
-                            f"(no {META_FORMAT}={FORMAT} in its metadata)")
-        if int(metadata.get(META_VERSION, "0")) > FORMAT_VERSION:
-            raise DataError(f"{self.path}: export format {metadata.get(META_VERSION)} is newer "
-                            f"than this vqc reads ({FORMAT_VERSION})")
+        metadata = ExportMetadata.from_props(self.session.get_modelmeta().custom_metadata_map,
+                                             self.path)
+        self.gaussian_keys: list[str] = metadata.gaussians
+        self.column_detectors: list[str] = metadata.detectors
+        self.input_shape = tuple(metadata.input_shape)
+        self.exporter = metadata.exporter
         try:
-            self.spec = InspectorSpec(**json.loads(metadata[META_SPEC]))
-            self.gaussian_keys: list[str] = list(json.loads(metadata.get(META_GAUSSIANS, "[]")))
-            self.input_shape = tuple(int(v) for v in json.loads(metadata[META_INPUT]))
-        except (KeyError, TypeError, ValueError) as err:
+            spec = InspectorSpec(**metadata.spec)
+        except TypeError as err:
             raise DataError(f"{self.path}: unreadable vqc metadata ({err})") from err
-        self.exporter = metadata.get(META_EXPORTER, "")
-        self.classes = self.spec.classes
-        self.preprocessor = build_preprocessor(self.spec)
-        self.trained_cost = trained_cost_of(self.spec)
+        self._setup(spec)
         outputs = [o.name for o in self.session.get_outputs()]
         self.with_drift = DRIFT_SCORES in outputs
         if LOGITS not in outputs or [i.name for i in self.session.get_inputs()] != [INPUT]:
             raise DataError(f"{self.path}: expected input {INPUT!r} and output {LOGITS!r}, got "
                             f"{[i.name for i in self.session.get_inputs()]} -> {outputs}")
-        self.threshold: DriftThreshold | None = None
+        self.combination: Combination | None = None
         self.per_lib = False
         if self.with_drift:
             if self.spec.drift is None or not self.gaussian_keys:
                 raise DataError(f"{self.path}: drift scores without a drift configuration")
-            config = DriftConfig(**{**self.spec.drift, "layers": tuple(self.spec.drift["layers"])})
-            self.per_lib = config.per_lib
-            if self.spec.drift_threshold:
-                self.threshold = DriftThreshold.from_dict(self.spec.drift_threshold)
+            self.combination = drift_combination(self.spec)
+            if (len(self.column_detectors) != len(self.gaussian_keys)
+                    or set(self.column_detectors) != set(self.combination.names)):
+                raise DataError(f"{self.path}: drift-score columns {self.column_detectors} do "
+                                f"not match the detectors {self.combination.names}")
+            self.per_lib = any(key != GLOBAL for key in self.gaussian_keys)
         self._outputs = [LOGITS, DRIFT_SCORES] if self.with_drift else [LOGITS]
         fixed = self.session.get_inputs()[0].shape[0]
         self.batch_size = fixed if isinstance(fixed, int) else None
 
-    # -- images -----------------------------------------------------------------------------
-    def normalise(self, images: Tensor) -> Tensor:
-        """uint8 ``(B, C, H, W)`` -> float in [0, 1], then the training normalisation."""
-        return normalise_images(images, self.spec)
-
-    def load_images(self, paths: Sequence[str | os.PathLike[str]],
-                    libs: Sequence[str | None] | None = None) -> Tensor:
-        """Preprocessed, normalised float images ``(B, C, H, W)`` for files."""
-        libs = list(libs) if libs is not None else [None] * len(paths)
-        arrays = [self.preprocessor(path, lib) for path, lib in zip(paths, libs, strict=True)]
-        return self.normalise(torch.from_numpy(np.stack(arrays)))
+    @property
+    def threshold(self) -> DriftThreshold | None:
+        """The combined drift score's threshold."""
+        return None if self.combination is None else self.combination.threshold
 
     # -- running ----------------------------------------------------------------------------
     def run(self, images: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The graph's outputs: logits ``(B, K)`` and drift scores per Gaussian ``(B, G)``."""
+        """The graph's outputs: logits ``(B, K)`` and drift scores per column ``(B, G)``."""
         if tuple(images.shape[1:]) != self.input_shape:
             raise DataError(f"images of shape {tuple(images.shape[1:])}; this model takes "
                             f"{self.input_shape} (channels, height, width)")
@@ -151,19 +119,26 @@ class OnnxInspector:
         scores = torch.from_numpy(results[1]) if self.with_drift else None
         if scores is not None and scores.shape[1] != len(self.gaussian_keys):
             raise DataError(f"{self.path}: {scores.shape[1]} drift-score columns but "
-                            f"{len(self.gaussian_keys)} Gaussians in the metadata")
+                            f"{len(self.gaussian_keys)} in the metadata")
         return logits, scores
 
-    def drift_score(self, scores: Tensor, libs: Sequence[str | None] | None) -> Tensor:
-        """Each image's score under its own Gaussian (its lib's, else the global one)."""
-        columns = gaussian_columns(self.gaussian_keys, libs, len(scores), self.per_lib)
-        return scores[torch.arange(len(scores)), torch.tensor(columns, dtype=torch.long)]
+    def raw_scores(self, scores: Tensor, libs: Sequence[str | None] | None) -> Tensor:
+        """Each detector's score of each image ``(B, D)``: under its lib's variant when the
+        detector has one, else its global one (as the detectors choose in PyTorch)."""
+        assert self.combination is not None
+        rows = torch.arange(len(scores))
+        picked = []
+        for name in self.combination.names:
+            columns = [i for i, owner in enumerate(self.column_detectors) if owner == name]
+            keys = [self.gaussian_keys[i] for i in columns]
+            index = [columns[i] for i in pick_columns(keys, libs, len(scores))]
+            picked.append(scores[rows, torch.tensor(index, dtype=torch.long)])
+        return torch.stack(picked, dim=1)
 
     def __call__(self, images: Tensor, libs: Sequence[str | None] | None = None) -> Inspection:
         """Decisions for preprocessed, normalised images, as ``Inspector.forward`` makes them."""
         logits, scores = self.run(images)
-        drift_score = None if scores is None else self.drift_score(scores, libs)
-        return decide_from(logits, drift_score, libs, self.spec, self.threshold,
-                           self.trained_cost)
+        raw = None if scores is None else self.raw_scores(scores, libs)
+        return self.decide(logits, raw, libs, self.combination)
 
     forward = __call__

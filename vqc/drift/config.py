@@ -1,0 +1,94 @@
+"""The ``drift`` config group (a plain mapping) -> detectors and calibration settings.
+
+Two shapes, both in ``conf/drift/``:
+
+- one detector, its options at the top (``conf/drift/padim.yaml``: ``type: padim``,
+  ``layers``, ``n_features``...; ``drift.n_features=50`` overrides one);
+- several, under ``detectors`` by name (``conf/drift/padim_pooled.yaml``;
+  ``drift.detectors.padim.n_features=50`` overrides one).
+
+Keys about the whole decision, in both: ``enabled``, ``target_rate``, ``per_lib_thresholds``.
+Other keys beside ``detectors`` are defaults for every detector that has such an option (an
+experiment setting ``drift.layers`` sets PaDiM's layers in either shape).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from vqc.drift.threshold import DEFAULT_TARGET_RATE
+from vqc.errors import ConfigError
+
+#: Keys of the whole decision, not of a detector.
+DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds")
+DEFAULT_TYPE = "padim"
+
+
+@dataclass(frozen=True)
+class DriftSettings:
+    """The detectors ``{name: (type, options)}`` and the calibration of the decision."""
+
+    detectors: dict[str, tuple[str, dict[str, Any]]]
+    enabled: bool = True
+    target_rate: float = DEFAULT_TARGET_RATE
+    per_lib_thresholds: bool = False
+
+
+def _entry(name: str, options: Mapping[str, Any], good_code: int | None
+           ) -> tuple[str, dict[str, Any]]:
+    options = dict(options)
+    kind = str(options.pop("type", None) or name)
+    if good_code is not None:
+        options.setdefault("good_code", good_code)
+    return kind, options
+
+
+def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, Any]]]) -> None:
+    """Options beside ``detectors`` are defaults for every detector that has them (an
+    experiment's ``drift.layers`` reaches PaDiM in a combined config too)."""
+    from dataclasses import fields
+
+    from vqc.drift.registry import detector_class
+
+    used: set[str] = set()
+    for kind, options in detectors.values():
+        known = {f.name for f in fields(detector_class(kind).config_type)}
+        for key, value in shared.items():
+            if key in known:
+                if options.get(key) is None:  # a detector's own null is "not set"
+                    options[key] = value
+                used.add(key)
+    unused = sorted(set(shared) - used)
+    if unused:
+        raise ConfigError(f"drift: key(s) {unused} beside detectors are options of none of "
+                          f"them ({', '.join(kind for kind, _ in detectors.values())})")
+
+
+def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> DriftSettings:
+    """Parse the ``drift`` group; ``good_code``: the data set's GOOD class (the detectors'
+    ``good_code`` unless they set one)."""
+    cfg = dict(cfg)
+    decision = {k: cfg.pop(k) for k in DECISION_KEYS if k in cfg}
+    if "detectors" in cfg:
+        entries = cfg.pop("detectors") or {}
+        if not isinstance(entries, Mapping) or not entries:
+            raise ConfigError("drift.detectors must name at least one detector, e.g. "
+                              "{padim: {type: padim}, pooled: {type: pooled}}")
+        detectors = {}
+        for name, options in entries.items():
+            if options is None:
+                options = {}
+            if not isinstance(options, Mapping):
+                raise ConfigError(f"drift.detectors.{name} must be a mapping of options")
+            detectors[str(name)] = _entry(str(name), options, good_code)
+        _share(cfg, detectors)
+    else:
+        kind = str(cfg.get("type") or DEFAULT_TYPE)
+        detectors = {kind: _entry(kind, cfg, good_code)}
+    rate = float(decision.get("target_rate", DEFAULT_TARGET_RATE))
+    if not 0.0 < rate < 1.0:
+        raise ConfigError(f"drift.target_rate must be in (0, 1), got {rate!r}")
+    return DriftSettings(detectors, bool(decision.get("enabled", True)), rate,
+                         bool(decision.get("per_lib_thresholds", False)))

@@ -1,0 +1,238 @@
+"""Several drift detectors, one decision.
+
+Each detector's raw score is divided by its own validation scale (its in-distribution
+validation scores' quantile at ``1 - target_rate``); the combined drift score is the largest of
+these normalised scores, and one threshold, calibrated on validation for the combined score at
+the same target rate, decides. The detector with the largest normalised score is the one that
+"fired". With a single detector nothing is divided: the combined score is its raw score and the
+threshold its own, exactly one detector's behaviour.
+
+:class:`Combination` is the rule alone (names, scales, threshold), shared by the PyTorch
+inspector and the ONNX runtime so both decide alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, libs_of, score_loader
+from vqc.drift.registry import build_detector, detector_class
+from vqc.drift.threshold import DEFAULT_TARGET_RATE, DriftThreshold, Method, fit_threshold
+from vqc.errors import ConfigError, DataError
+
+
+@dataclass
+class Combination:
+    """The combination rule: per-detector ``scales`` ``(D,)`` and the combined ``threshold``."""
+
+    names: list[str]
+    scales: Tensor
+    threshold: DriftThreshold | None
+
+    def combine(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """Raw scores ``(B, D)`` -> combined score ``(B,)`` and the detector that fired
+        ``(B,)`` (index into :attr:`names`)."""
+        if raw.shape[1] != len(self.names):
+            raise DataError(f"{raw.shape[1]} drift scores per image for {len(self.names)} "
+                            "detectors")
+        if len(self.names) == 1:
+            return raw[:, 0], torch.zeros(len(raw), dtype=torch.long, device=raw.device)
+        normalised = raw / self.scales.to(raw.device, raw.dtype)
+        return normalised.max(dim=1)
+
+    def decide(self, raw: Tensor, libs: Sequence[str | None] | None
+               ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
+        """Combined score, detector that fired, each image's threshold (``None`` without a
+        threshold) and the drift flags (strictly above the threshold)."""
+        score, which = self.combine(raw)
+        if self.threshold is None:
+            return score, which, None, torch.zeros(len(raw), dtype=torch.bool,
+                                                  device=raw.device)
+        limits = self.threshold.for_libs(libs, len(raw)).to(score.device)
+        return score, which, limits, score > limits
+
+
+class DriftEnsemble(nn.Module):
+    """Named detectors reading one forward pass, combined into one drift score."""
+
+    def __init__(self, detectors: Mapping[str, DriftDetector] | Sequence[DriftDetector],
+                 threshold: DriftThreshold | None = None,
+                 target_rate: float = DEFAULT_TARGET_RATE) -> None:
+        super().__init__()
+        if not isinstance(detectors, Mapping):
+            named: dict[str, DriftDetector] = {}
+            for detector in detectors:
+                name = detector.type_name
+                if name in named:
+                    raise ConfigError(f"two {name} drift detectors: give them names")
+                named[name] = detector
+            detectors = named
+        if not detectors:
+            raise ConfigError("a drift ensemble needs at least one detector")
+        self.detectors = nn.ModuleDict(dict(detectors))
+        self._threshold = threshold
+        self.target_rate = float(target_rate)
+
+    # -- what it reads -----------------------------------------------------------------------
+    @property
+    def names(self) -> list[str]:
+        return list(self.detectors.keys())
+
+    def __iter__(self) -> Iterator[DriftDetector]:
+        return iter(self.detectors.values())
+
+    def __len__(self) -> int:
+        return len(self.detectors)
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        """Every feature map the detectors read, in order (one forward pass gives them all)."""
+        return tuple(dict.fromkeys(name for d in self for name in d.layers))
+
+    @property
+    def config(self) -> EnsembleView:
+        """What a caller of a single detector read from its config: the layers."""
+        return EnsembleView(self.layers)
+
+    @property
+    def threshold(self) -> DriftThreshold | None:
+        """The combined score's threshold; for one detector, by default its own."""
+        if self._threshold is None and len(self) == 1:
+            return next(iter(self)).threshold
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: DriftThreshold | None) -> None:
+        self._threshold = value
+
+    def combination(self) -> Combination:
+        scales = torch.stack([d.scale.detach().float().cpu() for d in self])
+        return Combination(self.names, scales, self.threshold)
+
+    # -- fitting -----------------------------------------------------------------------------
+    def fit(self, batches: Iterable[Sequence[Any]]) -> DriftEnsemble:
+        """Fit every detector in one pass over ``(ForwardOutputs, codes[, libs])`` batches."""
+        for detector in self:
+            detector.begin_fit()
+        per_lib = any(d.per_lib for d in self)
+        for batch in batches:
+            codes = torch.as_tensor(batch[1]).reshape(-1)
+            libs = libs_of(batch, len(codes), required=per_lib)
+            for detector in self:
+                detector.update(batch[0], codes, libs)
+        for detector in self:
+            detector.end_fit()
+        return self
+
+    # -- scoring -----------------------------------------------------------------------------
+    def raw_scores(self, outputs: ForwardOutputs, libs: Sequence[str] | None = None) -> Tensor:
+        """Each detector's raw score ``(B, D)``, each image under its lib's variant."""
+        return torch.stack([d.score(outputs, libs) for d in self], dim=1)
+
+    def score(self, outputs: ForwardOutputs, libs: Sequence[str] | None = None) -> Tensor:
+        """The combined drift score ``(B,)``."""
+        return self.combination().combine(self.raw_scores(outputs, libs))[0]
+
+    def anomaly_map(self, inputs: Any, libs: Sequence[str] | None = None,
+                    image_size: Sequence[int] | None = None) -> Tensor:
+        """The map of the first detector that makes one (PaDiM's), for overlays; zeros of the
+        image's size when none does."""
+        for detector in self:
+            if hasattr(detector, "anomaly_map"):
+                return detector.anomaly_map(inputs, libs, image_size)
+        if image_size is None:
+            raise ConfigError("no drift detector makes a map: pass image_size for a blank one")
+        if isinstance(inputs, ForwardOutputs | Tensor):
+            batch = len(inputs)
+        elif inputs:
+            batch = int(next(iter(inputs.values())).shape[0])
+        elif libs is not None:
+            batch = len(libs)
+        else:
+            raise ConfigError("no drift detector makes a map, and no maps or libs give the "
+                              "number of images")
+        return torch.zeros(batch, int(image_size[0]), int(image_size[1]))
+
+    # -- calibration -------------------------------------------------------------------------
+    def calibrate(self, batches: Iterable[Sequence[Any]],
+                  target_rate: float | None = None, per_lib: bool = False,
+                  method: Method = "auto", drift_code: int | None = None) -> DriftThreshold:
+        """From validation ``(ForwardOutputs, codes[, libs])`` batches: each detector's own
+        threshold and scale, then the combined score's threshold (images of ``drift_code``
+        count as drift examples)."""
+        rate = self.target_rate if target_rate is None else float(target_rate)
+        self.target_rate = rate
+        scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
+        is_drift = None if drift_code is None else all_codes == drift_code
+        for d, detector in enumerate(self):
+            detector.calibrate_scores(scores[:, d], lib_list, is_drift, rate, per_lib, method)
+        combined = self.combination().combine(scores)[0]
+        self._threshold = (next(iter(self)).threshold if len(self) == 1 else
+                           fit_threshold(combined, lib_list, is_drift, rate, per_lib, method))
+        assert self._threshold is not None
+        return self._threshold
+
+    # -- description -------------------------------------------------------------------------
+    def describe(self) -> dict[str, Any]:
+        """JSON of everything but the tensors: per detector its type, options, fitted metadata,
+        scale and threshold; the target rate."""
+        detectors = []
+        for name, detector in self.detectors.items():
+            entry = {"name": name, **detector.describe(), "scale": float(detector.scale)}
+            detectors.append(entry)
+        return {"detectors": detectors, "target_rate": self.target_rate}
+
+    def tensors(self) -> dict[str, Tensor]:
+        return {f"{name}.{k}": v for name, detector in self.detectors.items()
+                for k, v in detector.tensors().items()}
+
+    @classmethod
+    def restore(cls, description: Mapping[str, Any], threshold: Mapping[str, Any] | None,
+                tensors: Mapping[str, Tensor]) -> DriftEnsemble:
+        """Rebuild from :meth:`describe`, the combined threshold and :meth:`tensors`."""
+        detectors: dict[str, DriftDetector] = {}
+        for entry in description["detectors"]:
+            name = entry["name"]
+            kind = detector_class(entry["type"])
+            detector = kind(config=kind.config_type(**entry["options"]))
+            prefix = f"{name}."
+            detector.restore(entry, {k[len(prefix):]: v for k, v in tensors.items()
+                                     if k.startswith(prefix)})
+            detectors[name] = detector
+        return cls(detectors, None if threshold is None else DriftThreshold.from_dict(threshold),
+                   float(description.get("target_rate", DEFAULT_TARGET_RATE)))
+
+    def column_names(self) -> tuple[list[str], list[str]]:
+        """The exported graph's score columns: detector name and variant key of each."""
+        names, keys = [], []
+        for name, detector in self.detectors.items():
+            for key in detector.column_keys():
+                names.append(name)
+                keys.append(key)
+        return names, keys
+
+
+@dataclass(frozen=True)
+class EnsembleView:
+    layers: tuple[str, ...]
+
+
+def build_ensemble(entries: Mapping[str, tuple[str, Mapping[str, Any]]], model: Any = None,
+                   target_rate: float = DEFAULT_TARGET_RATE) -> DriftEnsemble:
+    """Detectors from ``{name: (type, options)}``; ``model``: the classifier they will read."""
+    detectors = {name: build_detector(kind, options, model,
+                                      where=f"drift.detectors.{name}" if len(entries) > 1
+                                      else "drift")
+                 for name, (kind, options) in entries.items()}
+    return DriftEnsemble(detectors, target_rate=target_rate)
+
+
+def lib_keys(drift: DriftEnsemble) -> list[str]:
+    """The global key, then every lib some detector has a variant of, sorted."""
+    keys = {key for d in drift for key in d.column_keys()}
+    return [GLOBAL, *sorted(keys - {GLOBAL})]
