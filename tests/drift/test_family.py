@@ -149,7 +149,7 @@ def test_hydra_overrides_reach_each_detector() -> None:
     assert old.detectors["padim"][1]["layers"] == ["block1", "block2"]
     assert old.detectors["padim"][1]["fit_on"] == "good"
     assert settings("drift=pooled").detectors["pooled"][0] == "pooled"
-    demo = settings("experiment=demo", "drift=padim_pooled")  # the experiment's drift.layers
+    demo = settings("experiment=magnetic_tile_scratch", "drift=padim_pooled")  # drift.layers
     assert demo.detectors["padim"][1]["layers"] == ["block2", "block3", "block4"]
     GlobalHydra.instance().clear()
     assert not compose("train", ["drift=none"]).drift.enabled

@@ -56,12 +56,18 @@ def per_lib_exported(per_lib_inspector, tmp_path_factory):
     return export_onnx(per_lib_inspector, tmp_path_factory.mktemp("onnx") / "per_lib.onnx")
 
 
-def make_two_detector_inspector(seed: int = 5) -> Inspector:
-    """Per-lib PaDiM and the pooled Gaussian, fitted and calibrated through the ensemble."""
+def make_two_detector_inspector(seed: int = 5, gate: bool = False) -> Inspector:
+    """Per-lib PaDiM and the pooled Gaussian, fitted and calibrated through the ensemble;
+    ``gate``: with a GOOD-only pooled Gaussian as the defect gate too."""
     model, spec = tiny_model_and_spec(seed, mean=[0.4], std=[0.2])
-    drift = build_ensemble({"padim": ("padim", {"layers": ["block1", "block2"], "n_features": 12,
-                                                "fit_on": "per_lib"}),
-                            "pooled": ("pooled", {})}, model, target_rate=0.1)
+    entries = {"padim": ("padim", {"layers": ["block1", "block2"], "n_features": 12,
+                                   "fit_on": "per_lib"}),
+               "pooled": ("pooled", {})}
+    roles = None
+    if gate:
+        entries["good_gate"] = ("pooled", {"fit_on": "good"})
+        roles = {"good_gate": "defect"}
+    drift = build_ensemble(entries, model, target_rate=0.1, roles=roles, gate_rate=0.1)
     rng = np.random.default_rng(seed)
     arrays = [normal_image(rng) if i % 2 == 0 else bright_image(rng) for i in range(120)]
     libs = [LIBS[i % 2] for i in range(120)]
@@ -74,7 +80,7 @@ def make_two_detector_inspector(seed: int = 5) -> Inspector:
             yield forward_outputs(model, images[part], drift.layers), codes[part], libs[part]
 
     drift.fit(batches(slice(0, 60)))
-    drift.calibrate(batches(slice(60, 120)))
+    drift.calibrate(batches(slice(60, 120)), good_code=0)
     return Inspector(model, spec, drift)
 
 

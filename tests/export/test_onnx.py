@@ -138,3 +138,21 @@ def test_two_detectors_export_and_decide_alike(two_detector_inspector, tmp_path)
     raw = drift.raw_scores(inspector.outputs(images), libs)
     scales = torch.stack([d.scale for d in drift])
     torch.testing.assert_close(theirs.drift_score, (raw / scales).amax(dim=1))
+
+
+def test_the_defect_gate_exports_and_decides_alike(tmp_path):
+    from tests.export.conftest import make_two_detector_inspector
+
+    inspector = make_two_detector_inspector(gate=True)
+    assert inspector.drift.gate_names == ["good_gate"]
+    path = export_onnx(inspector, tmp_path / "gated.onnx")
+    runtime = OnnxInspector(path)
+    images = inspector.normalise(_batch(6, 3, 1, seed=12))
+    libs = ["Die01", "Die02"] * 5
+    report = check_parity(inspector, path, images, libs)
+    assert report["decisions_differ"] == 0
+    ours, theirs = runtime(images, libs), inspector(images, libs)
+    assert ours.gated_by == theirs.gated_by
+    assert torch.equal(ours.decision, theirs.decision)
+    # the gate's threshold came from the GOOD validation images, at the gate rate
+    assert inspector.drift.detectors["good_gate"].threshold.target_rate == 0.1

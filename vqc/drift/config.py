@@ -22,8 +22,11 @@ from vqc.drift.threshold import DEFAULT_TARGET_RATE
 from vqc.errors import ConfigError
 
 #: Keys of the whole decision, not of a detector.
-DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds")
+DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds", "gate_rate")
 DEFAULT_TYPE = "padim"
+ROLES = ("drift", "defect")
+#: Default share of validation GOOD images a defect gate may flag.
+DEFAULT_GATE_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,15 @@ class DriftSettings:
     enabled: bool = True
     target_rate: float = DEFAULT_TARGET_RATE
     per_lib_thresholds: bool = False
+    roles: dict[str, str] | None = None
+    gate_rate: float = DEFAULT_GATE_RATE
+
+
+def _role(name: str, options: dict[str, Any]) -> str:
+    role = str(options.pop("role", None) or "drift")
+    if role not in ROLES:
+        raise ConfigError(f"drift.detectors.{name}.role={role!r}: expected one of {list(ROLES)}")
+    return role
 
 
 def _entry(name: str, options: Mapping[str, Any], good_code: int | None
@@ -90,5 +102,12 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     rate = float(decision.get("target_rate", DEFAULT_TARGET_RATE))
     if not 0.0 < rate < 1.0:
         raise ConfigError(f"drift.target_rate must be in (0, 1), got {rate!r}")
+    gate_rate = float(decision.get("gate_rate", DEFAULT_GATE_RATE))
+    if not 0.0 < gate_rate < 1.0:
+        raise ConfigError(f"drift.gate_rate must be in (0, 1), got {gate_rate!r}")
+    roles = {name: _role(name, options) for name, (_, options) in detectors.items()}
+    if all(role == "defect" for role in roles.values()):
+        raise ConfigError("drift: every detector has role defect; at least one must detect "
+                          "drift (role: drift), or use drift=none")
     return DriftSettings(detectors, bool(decision.get("enabled", True)), rate,
-                         bool(decision.get("per_lib_thresholds", False)))
+                         bool(decision.get("per_lib_thresholds", False)), roles, gate_rate)

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, libs_of, score_loader
+from vqc.drift.config import DEFAULT_GATE_RATE
 from vqc.drift.registry import build_detector, detector_class
 from vqc.drift.threshold import DEFAULT_TARGET_RATE, DriftThreshold, Method, fit_threshold
 from vqc.errors import ConfigError, DataError
@@ -28,22 +29,48 @@ from vqc.errors import ConfigError, DataError
 
 @dataclass
 class Combination:
-    """The combination rule: per-detector ``scales`` ``(D,)`` and the combined ``threshold``."""
+    """The combination rule: per-detector ``scales`` ``(D,)``, the combined ``threshold``, and
+    each detector's ``role``: ``drift`` detectors make the drift score, ``defect`` detectors
+    (the defect gate) rule GOOD out where their score is over their own ``gate_limits``."""
 
     names: list[str]
     scales: Tensor
     threshold: DriftThreshold | None
+    roles: list[str] | None = None
+    gate_limits: Tensor | None = None  # (D,) a defect detector's threshold; nan for the others
+
+    def _columns(self, role: str) -> list[int]:
+        roles = self.roles or ["drift"] * len(self.names)
+        return [i for i, r in enumerate(roles) if r == role]
 
     def combine(self, raw: Tensor) -> tuple[Tensor, Tensor]:
-        """Raw scores ``(B, D)`` -> combined score ``(B,)`` and the detector that fired
-        ``(B,)`` (index into :attr:`names`)."""
+        """Raw scores ``(B, D)`` -> combined drift score ``(B,)`` and the detector that fired
+        ``(B,)`` (index into :attr:`names`); defect detectors take no part."""
         if raw.shape[1] != len(self.names):
             raise DataError(f"{raw.shape[1]} drift scores per image for {len(self.names)} "
                             "detectors")
-        if len(self.names) == 1:
-            return raw[:, 0], torch.zeros(len(raw), dtype=torch.long, device=raw.device)
-        normalised = raw / self.scales.to(raw.device, raw.dtype)
-        return normalised.max(dim=1)
+        columns = self._columns("drift")
+        if len(columns) == 1:
+            return raw[:, columns[0]], torch.full((len(raw),), columns[0], dtype=torch.long,
+                                                  device=raw.device)
+        index = torch.tensor(columns, dtype=torch.long, device=raw.device)
+        normalised = raw[:, index] / self.scales.to(raw.device, raw.dtype)[index]
+        score, which = normalised.max(dim=1)
+        return score, index[which]
+
+    def gate(self, raw: Tensor) -> tuple[Tensor, Tensor]:
+        """Where a defect detector rules GOOD out ``(B,)`` bool, and which one (index into
+        :attr:`names`, -1 where none does)."""
+        columns = self._columns("defect")
+        none = torch.full((len(raw),), -1, dtype=torch.long, device=raw.device)
+        if not columns or self.gate_limits is None:
+            return torch.zeros(len(raw), dtype=torch.bool, device=raw.device), none
+        index = torch.tensor(columns, dtype=torch.long, device=raw.device)
+        limits = self.gate_limits.to(raw.device, raw.dtype)[index]
+        over = raw[:, index] / limits  # > 1 where the detector fires
+        ratio, which = over.max(dim=1)
+        fired = raw[:, index] > limits
+        return fired.any(dim=1), torch.where(fired.any(dim=1) & (ratio > 0), index[which], none)
 
     def decide(self, raw: Tensor, libs: Sequence[str | None] | None
                ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:
@@ -62,7 +89,9 @@ class DriftEnsemble(nn.Module):
 
     def __init__(self, detectors: Mapping[str, DriftDetector] | Sequence[DriftDetector],
                  threshold: DriftThreshold | None = None,
-                 target_rate: float = DEFAULT_TARGET_RATE) -> None:
+                 target_rate: float = DEFAULT_TARGET_RATE,
+                 roles: Mapping[str, str] | None = None,
+                 gate_rate: float = DEFAULT_GATE_RATE) -> None:
         super().__init__()
         if not isinstance(detectors, Mapping):
             named: dict[str, DriftDetector] = {}
@@ -77,6 +106,13 @@ class DriftEnsemble(nn.Module):
         self.detectors = nn.ModuleDict(dict(detectors))
         self._threshold = threshold
         self.target_rate = float(target_rate)
+        self.roles = {name: (roles or {}).get(name, "drift") for name in self.detectors}
+        unknown = sorted(set(roles or {}) - set(self.detectors))
+        if unknown:
+            raise ConfigError(f"drift roles for unknown detectors {unknown}")
+        if not self.drift_names:
+            raise ConfigError("a drift ensemble needs at least one detector of role drift")
+        self.gate_rate = float(gate_rate)
 
     # -- what it reads -----------------------------------------------------------------------
     @property
@@ -88,6 +124,16 @@ class DriftEnsemble(nn.Module):
 
     def __len__(self) -> int:
         return len(self.detectors)
+
+    @property
+    def drift_names(self) -> list[str]:
+        """The detectors whose scores make the drift score."""
+        return [name for name in self.detectors if self.roles[name] == "drift"]
+
+    @property
+    def gate_names(self) -> list[str]:
+        """The defect detectors: their score over their threshold rules GOOD out."""
+        return [name for name in self.detectors if self.roles[name] == "defect"]
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -102,8 +148,8 @@ class DriftEnsemble(nn.Module):
     @property
     def threshold(self) -> DriftThreshold | None:
         """The combined score's threshold; for one detector, by default its own."""
-        if self._threshold is None and len(self) == 1:
-            return next(iter(self)).threshold
+        if self._threshold is None and len(self.drift_names) == 1:
+            return self.detectors[self.drift_names[0]].threshold
         return self._threshold
 
     @threshold.setter
@@ -112,7 +158,11 @@ class DriftEnsemble(nn.Module):
 
     def combination(self) -> Combination:
         scales = torch.stack([d.scale.detach().float().cpu() for d in self])
-        return Combination(self.names, scales, self.threshold)
+        limits = torch.tensor([
+            float(d.threshold.threshold) if self.roles[n] == "defect" and d.threshold is not None
+            else float("nan") for n, d in self.detectors.items()], dtype=torch.float32)
+        return Combination(self.names, scales, self.threshold,
+                           [self.roles[n] for n in self.names], limits)
 
     # -- fitting -----------------------------------------------------------------------------
     def fit(self, batches: Iterable[Sequence[Any]]) -> DriftEnsemble:
@@ -161,19 +211,35 @@ class DriftEnsemble(nn.Module):
     # -- calibration -------------------------------------------------------------------------
     def calibrate(self, batches: Iterable[Sequence[Any]],
                   target_rate: float | None = None, per_lib: bool = False,
-                  method: Method = "auto", drift_code: int | None = None) -> DriftThreshold:
-        """From validation ``(ForwardOutputs, codes[, libs])`` batches: each detector's own
-        threshold and scale, then the combined score's threshold (images of ``drift_code``
-        count as drift examples)."""
+                  method: Method = "auto", drift_code: int | None = None,
+                  good_code: int | None = None) -> DriftThreshold:
+        """From validation ``(ForwardOutputs, codes[, libs])`` batches: each drift detector's
+        own threshold and scale, then the combined score's threshold (images of ``drift_code``
+        count as drift examples); each defect detector's threshold on the images of
+        ``good_code`` at :attr:`gate_rate`."""
         rate = self.target_rate if target_rate is None else float(target_rate)
         self.target_rate = rate
         scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
         is_drift = None if drift_code is None else all_codes == drift_code
-        for d, detector in enumerate(self):
-            detector.calibrate_scores(scores[:, d], lib_list, is_drift, rate, per_lib, method)
-        combined = self.combination().combine(scores)[0]
-        self._threshold = (next(iter(self)).threshold if len(self) == 1 else
-                           fit_threshold(combined, lib_list, is_drift, rate, per_lib, method))
+        for d, (name, detector) in enumerate(self.detectors.items()):
+            if self.roles[name] == "drift":
+                detector.calibrate_scores(scores[:, d], lib_list, is_drift, rate, per_lib,
+                                          method)
+                continue
+            if good_code is None:
+                raise ConfigError(f"drift.detectors.{name} (role defect) is calibrated on GOOD "
+                                  "images: the data set needs a good class (data.classes.good)")
+            good = all_codes == good_code
+            if not bool(good.any()):
+                raise DataError(f"drift.detectors.{name}: no GOOD validation image to "
+                                "calibrate the defect gate on")
+            detector.calibrate_scores(scores[good, d], None, None, self.gate_rate, False, "rate")
+        drift_columns = [d for d, name in enumerate(self.names) if self.roles[name] == "drift"]
+        if len(drift_columns) == 1:
+            self._threshold = self.detectors[self.names[drift_columns[0]]].threshold
+        else:
+            combined = self.combination().combine(scores)[0]
+            self._threshold = fit_threshold(combined, lib_list, is_drift, rate, per_lib, method)
         assert self._threshold is not None
         return self._threshold
 
@@ -183,9 +249,11 @@ class DriftEnsemble(nn.Module):
         scale and threshold; the target rate."""
         detectors = []
         for name, detector in self.detectors.items():
-            entry = {"name": name, **detector.describe(), "scale": float(detector.scale)}
+            entry = {"name": name, **detector.describe(), "scale": float(detector.scale),
+                     "role": self.roles[name]}
             detectors.append(entry)
-        return {"detectors": detectors, "target_rate": self.target_rate}
+        return {"detectors": detectors, "target_rate": self.target_rate,
+                "gate_rate": self.gate_rate}
 
     def tensors(self) -> dict[str, Tensor]:
         return {f"{name}.{k}": v for name, detector in self.detectors.items()
@@ -196,6 +264,7 @@ class DriftEnsemble(nn.Module):
                 tensors: Mapping[str, Tensor]) -> DriftEnsemble:
         """Rebuild from :meth:`describe`, the combined threshold and :meth:`tensors`."""
         detectors: dict[str, DriftDetector] = {}
+        roles = {str(e["name"]): str(e.get("role", "drift")) for e in description["detectors"]}
         for entry in description["detectors"]:
             name = entry["name"]
             kind = detector_class(entry["type"])
@@ -205,7 +274,8 @@ class DriftEnsemble(nn.Module):
                                      if k.startswith(prefix)})
             detectors[name] = detector
         return cls(detectors, None if threshold is None else DriftThreshold.from_dict(threshold),
-                   float(description.get("target_rate", DEFAULT_TARGET_RATE)))
+                   float(description.get("target_rate", DEFAULT_TARGET_RATE)), roles,
+                   float(description.get("gate_rate", DEFAULT_GATE_RATE)))
 
     def column_names(self) -> tuple[list[str], list[str]]:
         """The exported graph's score columns: detector name and variant key of each."""
@@ -223,13 +293,15 @@ class EnsembleView:
 
 
 def build_ensemble(entries: Mapping[str, tuple[str, Mapping[str, Any]]], model: Any = None,
-                   target_rate: float = DEFAULT_TARGET_RATE) -> DriftEnsemble:
+                   target_rate: float = DEFAULT_TARGET_RATE,
+                   roles: Mapping[str, str] | None = None,
+                   gate_rate: float = DEFAULT_GATE_RATE) -> DriftEnsemble:
     """Detectors from ``{name: (type, options)}``; ``model``: the classifier they will read."""
     detectors = {name: build_detector(kind, options, model,
                                       where=f"drift.detectors.{name}" if len(entries) > 1
                                       else "drift")
                  for name, (kind, options) in entries.items()}
-    return DriftEnsemble(detectors, target_rate=target_rate)
+    return DriftEnsemble(detectors, target_rate=target_rate, roles=roles, gate_rate=gate_rate)
 
 
 def lib_keys(drift: DriftEnsemble) -> list[str]:

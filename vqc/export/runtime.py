@@ -31,7 +31,12 @@ def drift_combination(spec: InspectorSpec) -> Combination:
                           dtype=torch.float32)
     threshold = (DriftThreshold.from_dict(spec.drift_threshold) if spec.drift_threshold
                  else None)
-    return Combination(names, scales, threshold)
+    roles = [str(entry.get("role", "drift")) for entry in entries]
+    limits = torch.tensor([
+        float(entry["threshold"]["threshold"]) if role == "defect" and entry.get("threshold")
+        else float("nan") for entry, role in zip(entries, roles, strict=True)],
+        dtype=torch.float32)
+    return Combination(names, scales, threshold, roles, limits)
 
 
 class OnnxInspector(InspectorBase):

@@ -57,6 +57,7 @@ class Inspection:
     decision: Tensor             # (B,) class codes (the open-set code for drift)
     expected_cost: Tensor        # (B, K) expected cost of answering each trained class
     drift_detector: list[str] | None = None  # (B,) the detector with the largest score
+    gated_by: list[str | None] | None = None  # (B,) the defect detector that ruled GOOD out
 
     def reasons(self, classes: ClassSet) -> list[str]:
         out = []
@@ -67,8 +68,10 @@ class Inspection:
                            f"{float(self.drift_threshold[i]):.4g}{which}")
             else:
                 code = int(self.decision[i])
+                gate = None if self.gated_by is None else self.gated_by[i]
+                note = "" if gate is None else f"; GOOD ruled out by the defect gate ({gate})"
                 out.append(f"{classes.names[code]}: least expected cost "
-                           f"{float(self.expected_cost[i, code]):.4g}")
+                           f"{float(self.expected_cost[i, code]):.4g}{note}")
         return out
 
 
@@ -121,9 +124,34 @@ def decide_from(logits: Tensor, raw_scores: Tensor | None, libs: Sequence[str | 
         is_drift = torch.zeros(n, dtype=torch.bool, device=probs.device)
     decision = decide(probs, spec.decision, cost, None, is_drift.to(probs.device),
                       classes.open_set_code)
+    gated_by = None
+    if raw_scores is not None and combination is not None and classes.good_code is not None:
+        ruled_out, gate = combination.gate(raw_scores)
+        decision, ruled_out = rule_good_out(decision, ruled_out.to(decision.device), probs,
+                                            expected, spec.decision, classes)
+        gated_by = [combination.names[int(g)] if bool(r) else None
+                    for g, r in zip(gate.tolist(), ruled_out.tolist(), strict=True)]
     return Inspection(probs.float().cpu(), None if score is None else score.float().cpu(),
                       None if limits is None else limits.float().cpu(),
-                      is_drift.cpu(), decision.cpu(), expected.float().cpu(), names)
+                      is_drift.cpu(), decision.cpu(), expected.float().cpu(), names, gated_by)
+
+
+def rule_good_out(decision: Tensor, ruled_out: Tensor, probs: Tensor, expected: Tensor,
+                  rule: str, classes: ClassSet) -> tuple[Tensor, Tensor]:
+    """Where the defect gate rules GOOD out and GOOD was decided: the best defect instead (the
+    least expected cost for ``bayes``, the most probable for ``argmax``). Returns the decisions
+    and where they changed."""
+    trained = list(classes.trained_codes)
+    good_column = trained.index(int(classes.good_code))
+    changed = ruled_out & (decision == int(classes.good_code))
+    if not bool(changed.any()):
+        return decision, changed
+    others = [c for c in range(len(trained)) if c != good_column]
+    index = torch.tensor(others, dtype=torch.long, device=probs.device)
+    pick = (expected[:, index].argmin(dim=1) if rule == "bayes"
+            else probs[:, index].argmax(dim=1))
+    codes = torch.tensor(trained, dtype=decision.dtype, device=decision.device)[index][pick]
+    return torch.where(changed, codes.to(decision.device), decision), changed
 
 
 class InspectorBase:

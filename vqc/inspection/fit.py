@@ -40,7 +40,8 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
             raise ConfigError("drift.enabled needs an open-set class (data.classes.open_set); "
                               "use drift=none for data sets without one")
         settings = drift_settings(drift_cfg, classes.good_code)
-        drift = build_ensemble(settings.detectors, classifier, settings.target_rate)
+        drift = build_ensemble(settings.detectors, classifier, settings.target_rate,
+                               settings.roles, settings.gate_rate)
         transform = datamodule.eval_transform
         drift.fit(forward_batches(classifier, frame_batches(
             datamodule.train_frame, datamodule.cache, transform, batch_size), drift.layers))
@@ -49,7 +50,9 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
         threshold = drift.calibrate(
             forward_batches(classifier, frame_batches(
                 datamodule.val_frame, datamodule.cache, transform, batch_size), drift.layers),
-            target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds)
-        log.info("drift threshold %.4g (%s; detectors: %s)", threshold.threshold,
-                 threshold.method, ", ".join(drift.names))
+            target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds,
+            good_code=classes.good_code)
+        log.info("drift threshold %.4g (%s; detectors: %s; defect gate: %s)",
+                 threshold.threshold, threshold.method, ", ".join(drift.drift_names),
+                 ", ".join(drift.gate_names) or "none")
     return Inspector(classifier, spec, drift)

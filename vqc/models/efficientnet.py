@@ -33,6 +33,9 @@ ARCHS: dict[str, str] = {f"efficientnet_lite{i}": f"tf_efficientnet_lite{i}" for
 MEAN, STD = 0.5, 0.5
 #: Stage names (timm's ``blocks.0`` .. ``blocks.6``) and their strides at 224 px.
 STAGES: tuple[str, ...] = tuple(f"stage{i}" for i in range(7))
+#: The 1x1 head convolution's output (its mean is the pooled embedding): the last feature layer,
+#: so one pass gives the drift maps, the pooled features and the logits.
+HEAD = "head"
 STRIDES: tuple[int, ...] = (2, 4, 8, 16, 16, 32, 32)
 #: PaDiM's layers by default: strides 4, 8 and 16 (anomalib's choice of scales for ResNets).
 DEFAULT_FEATURE_LAYERS: tuple[str, ...] = ("stage1", "stage2", "stage4")
@@ -85,7 +88,7 @@ class EfficientNetBackbone(Backbone):
         self.name = name
         self.num_features = int(net.num_features)
         self.in_channels = int(net.conv_stem.in_channels)
-        self.feature_layers = STAGES
+        self.feature_layers = (*STAGES, HEAD)
         self.default_feature_layers = DEFAULT_FEATURE_LAYERS
 
     def blocks(self) -> list[tuple[str, nn.Module]]:
@@ -109,13 +112,15 @@ class EfficientNetBackbone(Backbone):
         self, x: torch.Tensor, layers: Sequence[str] | None = None
     ) -> dict[str, torch.Tensor]:
         wanted = self._check_layers(layers)
-        last = max(STAGES.index(name) for name in wanted)
+        last = max(self.feature_layers.index(name) for name in wanted)
         x = self.stem(x)
         maps: dict[str, torch.Tensor] = {}
         for i, stage in enumerate(self.net.blocks[: last + 1]):
             x = stage(x)
             if STAGES[i] in wanted:
                 maps[STAGES[i]] = x
+        if HEAD in wanted:
+            maps[HEAD] = self.net.bn2(self.net.conv_head(x))
         return maps
 
 
