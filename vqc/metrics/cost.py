@@ -16,8 +16,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from vqc.data.csvio import read_csv
 from vqc.errors import ConfigError, DataError
+from vqc.io import read_csv
 
 _GOOD_TO_DEFECT = 100.0
 _DEFECT_TO_GOOD = 10_000.0

@@ -22,8 +22,8 @@ import pandas as pd
 import torch
 
 from vqc.classes import ClassSet
-from vqc.data.csvio import csv_row, read_csv
 from vqc.errors import ConfigError, DataError
+from vqc.io import csv_row, read_csv
 
 #: How many filenames an error message lists before "and N more".
 MAX_LISTED = 20

@@ -32,6 +32,9 @@ import torch
 from vqc.errors import ConfigError
 
 if TYPE_CHECKING:
+    from torch import nn
+
+    from vqc.models.base import Backbone
     from vqc.models.classifier import Classifier
 
 log = logging.getLogger(__name__)
@@ -130,117 +133,133 @@ def _examples(keys: list[str]) -> str:
     return shown + (f", ... ({len(keys)} in all)" if len(keys) > _SHOW else "")
 
 
+@dataclass
+class _Split:
+    """A state dict cut into backbone and head tensors, keys as the model names them."""
+
+    own_layout: bool
+    backbone: dict[str, torch.Tensor]
+    head: dict[str, torch.Tensor]
+    unexpected: list[str]
+
+
+def _split(sd: dict[str, torch.Tensor], backbone: Backbone) -> _Split:
+    """Either key layout (see the module docstring) -> backbone and head tensors."""
+    own_layout = all(k.startswith(("backbone.", "head.")) for k in sd)
+    split = _Split(own_layout, {}, {}, [])
+    for key, value in sd.items():
+        if own_layout:
+            if key.startswith("head.fc."):
+                split.head[key[len("head.fc."):]] = value
+            elif key.startswith("backbone."):
+                split.backbone[key[len("backbone."):]] = value
+            else:
+                split.unexpected.append(key)
+            continue
+        prefix = next((p for p in backbone.external_head_prefixes if key.startswith(p)), None)
+        if prefix is not None:
+            split.head[key[len(prefix):]] = value
+        else:
+            split.backbone[backbone.external_prefix + key] = value
+    return split
+
+
+def _adapt_first_conv(split: _Split, expected: Mapping[str, torch.Tensor], first_conv: str,
+                      report: LoadReport) -> None:
+    """A 3-channel first convolution loaded into another channel count (summed for gray)."""
+    from timm.models import adapt_input_conv
+
+    src, dst = split.backbone.get(first_conv), expected.get(first_conv)
+    if (src is not None and dst is not None and src.ndim == 4 and src.shape[1] == 3
+            and dst.shape[1] != 3 and src.shape[0] == dst.shape[0]
+            and src.shape[2:] == dst.shape[2:]):
+        split.backbone[first_conv] = adapt_input_conv(int(dst.shape[1]), src)
+        how = "summed over RGB" if dst.shape[1] == 1 else "repeated and rescaled"
+        report.notes.append(f"first conv adapted from 3 to {dst.shape[1]} channels ({how})")
+
+
+def _head_fits(split: _Split, head: nn.Linear, head_names: str, report: LoadReport,
+               missing: list[str], unexpected: list[str], mismatched: list[str]) -> bool:
+    """Whether the file's head loads; notes, and missing / unexpected / mismatched keys."""
+    shapes = {"weight": head.weight.shape, "bias": head.bias.shape}
+    unexpected += [head_names + k for k in split.head if k not in shapes]
+    if not split.head:
+        report.notes.append("no head in the file; it starts from random initialisation")
+        return False
+    if set(split.head) < set(shapes):
+        missing += [head_names + k for k in shapes if k not in split.head]
+        return False
+    if set(split.head) != set(shapes):
+        return False
+    weight = split.head["weight"]
+    if weight.shape == head.weight.shape and split.head["bias"].shape == head.bias.shape:
+        return True
+    if weight.ndim == 2 and weight.shape[1] == head.weight.shape[1]:
+        report.notes.append(
+            f"head not loaded: the file's head has {weight.shape[0]} classes, the model "
+            f"{head.weight.shape[0]}; it starts from random initialisation"
+        )
+    else:
+        mismatched.append(
+            f"{head_names}weight {tuple(weight.shape)} vs model {tuple(head.weight.shape)}")
+    return False
+
+
+def _mismatch_error(model: Classifier, origin: str, missing: list[str],
+                    unexpected: list[str], mismatched: list[str],
+                    src: torch.Tensor | None, dst: torch.Tensor | None) -> ConfigError:
+    parts = []
+    if missing:
+        parts.append(f"{len(missing)} missing keys ({_examples(missing)})")
+    if unexpected:
+        parts.append(f"{len(unexpected)} unexpected keys ({_examples(unexpected)})")
+    if mismatched:
+        parts.append(f"{len(mismatched)} shape mismatches ({_examples(mismatched)})")
+    if src is not None and dst is not None and src.ndim == 4 and src.shape[1] != dst.shape[1]:
+        hint = (f"The file's first convolution takes {src.shape[1]} input channel(s), the "
+                f"model's {dst.shape[1]}: is in_channels right?")
+    else:
+        hint = "Are they the weights of another architecture?"
+    return ConfigError(
+        f"weights from {origin} do not fit model {model.name!r}: {'; '.join(parts)}. {hint}")
+
+
 def load_state_dict_into(
     model: Classifier, state_dict: Mapping[str, torch.Tensor], origin: str
 ) -> LoadReport:
     """Load ``state_dict`` (either key layout) into ``model``; see the module docstring."""
-    from timm.models import adapt_input_conv
-
     backbone = model.backbone
     report = LoadReport(origin=origin)
-    sd = _strip_wrappers(dict(state_dict))
-
-    own_layout = all(k.startswith(("backbone.", "head.")) for k in sd)
-    head_sd: dict[str, torch.Tensor] = {}
-    backbone_sd: dict[str, torch.Tensor] = {}
-    unexpected: list[str] = []
-    if own_layout:
-        for key, value in sd.items():
-            if key.startswith("head.fc."):
-                head_sd[key[len("head.fc.") :]] = value
-            elif key.startswith("backbone."):
-                backbone_sd[key[len("backbone.") :]] = value
-            else:
-                unexpected.append(key)
-    else:
-        for key, value in sd.items():
-            prefixes = backbone.external_head_prefixes
-            head_prefix = next((p for p in prefixes if key.startswith(p)), None)
-            if head_prefix is not None:
-                head_sd[key[len(head_prefix) :]] = value
-            else:
-                backbone_sd[backbone.external_prefix + key] = value
-
+    split = _split(_strip_wrappers(dict(state_dict)), backbone)
     expected = backbone.state_dict()
     first_conv = backbone.first_conv_name() + ".weight"
-    src = backbone_sd.get(first_conv)
-    dst = expected.get(first_conv)
-    if (
-        src is not None
-        and dst is not None
-        and src.ndim == 4
-        and src.shape[1] == 3
-        and dst.shape[1] != 3
-        and src.shape[0] == dst.shape[0]
-        and src.shape[2:] == dst.shape[2:]
-    ):
-        backbone_sd[first_conv] = adapt_input_conv(int(dst.shape[1]), src)
-        how = "summed over RGB" if dst.shape[1] == 1 else "repeated and rescaled"
-        report.notes.append(f"first conv adapted from 3 to {dst.shape[1]} channels ({how})")
+    src = split.backbone.get(first_conv)
+    _adapt_first_conv(split, expected, first_conv, report)
 
     def shown(key: str) -> str:  # a backbone key as the file names it
-        if own_layout:
+        if split.own_layout:
             return "backbone." + key
         prefix = backbone.external_prefix
-        return key[len(prefix) :] if prefix and key.startswith(prefix) else key
+        return key[len(prefix):] if prefix and key.startswith(prefix) else key
 
-    missing = [
-        shown(k) for k in expected if k not in backbone_sd and not k.endswith("num_batches_tracked")
-    ]
-    unexpected += [shown(k) for k in backbone_sd if k not in expected]
-    mismatched = [
-        f"{shown(k)} {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
-        for k, v in backbone_sd.items()
-        if k in expected and v.shape != expected[k].shape
-    ]
-
-    head = model.head.fc
-    head_shapes = {"weight": head.weight.shape, "bias": head.bias.shape}
-    head_names = "head.fc." if own_layout else (backbone.external_head_prefixes or ("",))[0]
-    unexpected += [head_names + k for k in head_sd if k not in head_shapes]
-    load_head = False
-    if head_sd and set(head_sd) == set(head_shapes):
-        weight = head_sd["weight"]
-        if weight.shape == head.weight.shape and head_sd["bias"].shape == head.bias.shape:
-            load_head = True
-        elif weight.ndim == 2 and weight.shape[1] == head.weight.shape[1]:
-            report.notes.append(
-                f"head not loaded: the file's head has {weight.shape[0]} classes, the model "
-                f"{head.weight.shape[0]}; it starts from random initialisation"
-            )
-        else:
-            mismatched.append(
-                f"{head_names}weight {tuple(weight.shape)} vs model {tuple(head.weight.shape)}"
-            )
-    elif head_sd and set(head_sd) < set(head_shapes):
-        missing += [head_names + k for k in head_shapes if k not in head_sd]
-    elif not head_sd:
-        report.notes.append("no head in the file; it starts from random initialisation")
-
+    missing = [shown(k) for k in expected
+               if k not in split.backbone and not k.endswith("num_batches_tracked")]
+    unexpected = split.unexpected + [shown(k) for k in split.backbone if k not in expected]
+    mismatched = [f"{shown(k)} {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+                  for k, v in split.backbone.items()
+                  if k in expected and v.shape != expected[k].shape]
+    head_names = "head.fc." if split.own_layout else (backbone.external_head_prefixes
+                                                       or ("",))[0]
+    load_head = _head_fits(split, model.head.fc, head_names, report, missing, unexpected,
+                           mismatched)
     if missing or unexpected or mismatched:
-        parts = []
-        if missing:
-            parts.append(f"{len(missing)} missing keys ({_examples(missing)})")
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected keys ({_examples(unexpected)})")
-        if mismatched:
-            parts.append(f"{len(mismatched)} shape mismatches ({_examples(mismatched)})")
-        if src is not None and dst is not None and src.ndim == 4 and src.shape[1] != dst.shape[1]:
-            hint = (
-                f"The file's first convolution takes {src.shape[1]} input channel(s), the "
-                f"model's {dst.shape[1]}: is in_channels right?"
-            )
-        else:
-            hint = "Are they the weights of another architecture?"
-        raise ConfigError(
-            f"weights from {origin} do not fit model {model.name!r}: {'; '.join(parts)}. {hint}"
-        )
-
+        raise _mismatch_error(model, origin, missing, unexpected, mismatched, src,
+                              expected.get(first_conv))
     with torch.no_grad():
-        backbone.load_state_dict(backbone_sd, strict=False)
+        backbone.load_state_dict(split.backbone, strict=False)
         if load_head:
-            head.load_state_dict(head_sd)
-    report.loaded = len(backbone_sd) + (len(head_sd) if load_head else 0)
+            model.head.fc.load_state_dict(split.head)
+    report.loaded = len(split.backbone) + (len(split.head) if load_head else 0)
     report.head_loaded = load_head
     log.info("%s", report)
     return report

@@ -89,6 +89,10 @@ class ClassifierModule(L.LightningModule):
         self.lr, self.backbone_lr_factor = lr, backbone_lr_factor
         self.decision = decision
         self.channels_last = channels_last
+        if channels_last:
+            # The weights too: a gray batch (B, 1, H, W) is laid out the same either way, so
+            # its format alone would leave every layer after the stem in NCHW (1.5x slower).
+            model.to(memory_format=torch.channels_last)
         if nan_policy not in ("stop", "skip"):
             raise ConfigError(f"module.nan_policy={nan_policy!r}: expected 'stop' or 'skip'")
         self.nan_policy = nan_policy
