@@ -25,7 +25,7 @@ import torch
 
 from bench.common import Result, arguments, log, measure_side_by_side, per_item, ratio
 from vqc.classes import CHALLENGE_CLASS_NAMES
-from vqc.drift import DriftThreshold
+from vqc.drift import DriftThreshold, build_ensemble, forward_outputs
 from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
 from vqc.metrics import official_cost_matrix
 from vqc.models import build_model
@@ -44,6 +44,9 @@ class InspectorCase:
     model: dict[str, Any]
     drift_layers: tuple[str, ...]
     n_features: int = 100
+    #: PaDiM plus the pooled Gaussian for drift and a GOOD-only pooled Gaussian as the defect
+    #: gate (``drift=padim_pooled_gate``), instead of PaDiM alone.
+    pooled_and_gate: bool = False
 
 
 CASES = (
@@ -51,26 +54,42 @@ CASES = (
                   ("block2", "block3", "block4")),
     InspectorCase("ResNet-18", {"name": "resnet18"}, ("layer1", "layer2", "layer3")),
     InspectorCase("ResNet-50", {"name": "resnet50"}, ("layer1", "layer2", "layer3")),
+    InspectorCase("EfficientNet-Lite0, PaDiM + pooled + gate",
+                  {"name": "efficientnet_lite0", "pretrained": False},
+                  ("stage1", "stage2", "stage4"), pooled_and_gate=True),
 )
 
 
 def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_images: int = 64,
                     device: str = "cpu", seed: int = 0) -> Inspector:
-    """A random-weight inspector with a PaDiM detector fitted on random strips."""
+    """A random-weight inspector with its detectors fitted on random strips."""
     torch.manual_seed(seed)
     model_args = {"num_classes": 6, "in_channels": 1, "dropout": 0.0, **case.model}
     classifier = build_model(**model_args).eval()
+    model_args.pop("pretrained", None)  # the spec's model: what rebuilds the network
     spec = InspectorSpec(class_names=CLASSES, open_set="Drift", good="GOOD", model=model_args,
                          preprocess={"size": list(size), "mode": "L", "rotate_crop": {}},
                          decision="bayes", cost_matrix=official_cost_matrix().tolist())
-    drift = shared_drift_detector(classifier, layers=case.drift_layers,
-                                  n_features=case.n_features)
     generator = torch.Generator().manual_seed(seed)
     images = torch.rand(fit_images, 1, *size, generator=generator)
-    drift.fit([(images[i:i + BATCH], torch.zeros(len(images[i:i + BATCH]), dtype=torch.long))
-               for i in range(0, fit_images, BATCH)])
-    scores = drift.score(images)
-    drift.threshold = DriftThreshold(threshold=float(scores.max()))
+    codes = torch.zeros(fit_images, dtype=torch.long)
+    if case.pooled_and_gate:
+        drift = build_ensemble(
+            {"padim": ("padim", {"layers": list(case.drift_layers),
+                                 "n_features": case.n_features}),
+             "pooled": ("pooled", {}), "good_gate": ("pooled", {"fit_on": "good"})},
+            classifier, roles={"good_gate": "defect"})
+        batches = [(forward_outputs(classifier, images[i:i + BATCH], drift.layers),
+                    codes[i:i + BATCH], None) for i in range(0, fit_images, BATCH)]
+        drift.fit(batches)
+        drift.calibrate(batches, target_rate=0.05, good_code=0)
+    else:
+        drift = shared_drift_detector(classifier, layers=case.drift_layers,
+                                      n_features=case.n_features)
+        drift.fit([(images[i:i + BATCH], codes[i:i + BATCH])
+                   for i in range(0, fit_images, BATCH)])
+        scores = drift.score(images)
+        drift.threshold = DriftThreshold(threshold=float(scores.max()))
     inspector = Inspector(classifier, spec, drift).to(device)
     drift.to(device)
     return inspector
