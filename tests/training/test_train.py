@@ -60,6 +60,21 @@ def test_training_writes_checkpoints_summary_and_figures(tiny_csv_set, tmp_path)
     assert len(predictions) == 1 + 12 and predictions[0].startswith("filename,label,decision")
 
 
+def test_random_frozen_blocks_are_warned_about_in_summary_and_reports(tiny_csv_set, tmp_path):
+    run = tmp_path / "run"
+    cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "unfreeze=1",
+                              "figures.enabled=false", "trainer.max_epochs=1"), run)
+    summary = train(cfg)
+    assert len(summary["warnings"]) == 1 and "RANDOM" in summary["warnings"][0]
+    assert json.loads((run / "summary.json").read_text())["warnings"] == summary["warnings"]
+    for report in ("test_report.md", "inspection_report.md"):
+        assert (run / report).read_text().startswith("> **WARNING**: unfreeze=1 freezes")
+    quiet = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "unfreeze=-1",
+                                "figures.enabled=false", "trainer.max_epochs=1",
+                                "inspector=false"), tmp_path / "quiet")
+    assert train(quiet)["warnings"] == []
+
+
 def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
     run = tmp_path / "run"
     train(_cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "test=false",
