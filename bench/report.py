@@ -161,7 +161,7 @@ HEADLINE_ROWS: dict[str, tuple[str, Callable[[float | None], str]]] = {
     "cost_ratio": ("cost ratio to the best constant predictor", lambda v: num(v, 3)),
     "pwa": ("PWA (whole inspection, official-shaped costs)", lambda v: num(v, 4)),
     "floor_pwa": ("best constant predictor ({floor}): PWA", lambda v: num(v, 4)),
-    "macro_recall": ("macro recall (known classes)", lambda v: num(v, 3)),
+    "macro_recall": ("macro recall (every class, drift included)", lambda v: num(v, 3)),
     "escapes": ("defect escapes (of {defect_images} defects)", lambda v: num(v, 0)),
     "good_flagged": ("GOOD flagged (false alarms, of {good_images} GOOD)", pct),
     "drift_auroc": ("drift AUROC", lambda v: num(v, 3)),

@@ -186,8 +186,12 @@ def test_old_single_run_result_alone_still_renders(tmp_path: Path) -> None:
 def test_the_stored_from_scratch_result_renders() -> None:
     stored = load_results()
     assert "real_data_scratch" in stored["cpu"]  # kept apart from the fine-tuned runs
-    section = page_section(render({"cpu": stored["cpu"]}))
+    alone = {"real_data_scratch": stored["cpu"]["real_data_scratch"]}
+    section = page_section(render({"cpu": alone}))
     assert "experiment=magnetic_tile_scratch" in section and "0.9736" in section
+    # beside the fine-tuned runs, as its own column
+    both = page_section(render({"cpu": stored["cpu"]}))
+    assert "from scratch (`magnetic_tile_scratch`)" in both and "0.9736" in both
 
 
 def test_missing_data_set_is_named(tmp_path: Path) -> None:
