@@ -67,10 +67,10 @@ class Combination:
             return torch.zeros(len(raw), dtype=torch.bool, device=raw.device), none
         index = torch.tensor(columns, dtype=torch.long, device=raw.device)
         limits = self.gate_limits.to(raw.device, raw.dtype)[index]
-        over = raw[:, index] / limits  # > 1 where the detector fires
-        ratio, which = over.max(dim=1)
-        fired = raw[:, index] > limits
-        return fired.any(dim=1), torch.where(fired.any(dim=1) & (ratio > 0), index[which], none)
+        scores = raw[:, index]
+        ruled_out = (scores > limits).any(dim=1)
+        which = (scores / limits).argmax(dim=1)  # the detector furthest over its threshold
+        return ruled_out, torch.where(ruled_out, index[which], none)
 
     def decide(self, raw: Tensor, libs: Sequence[str | None] | None
                ) -> tuple[Tensor, Tensor, Tensor | None, Tensor]:

@@ -150,17 +150,16 @@ def build_efficientnet(
     ``model.weights``, then the installed weights package, then the hub)."""
     weights = none_if_blank(weights)
     state = None
-    if pretrained or weights is not None:
-        raw, origin = resolve_pretrained(name, name, "timm", weights, hub_name=ARCHS[name])
-        state = (raw, origin)
+    if pretrained or weights is not None:  # before building: fail fast when offline
+        state = resolve_pretrained(name, name, "timm", weights, hub_name=ARCHS[name])
     backbone = create_efficientnet(name, in_channels)
     model = Classifier(backbone, num_classes=num_classes, dropout=dropout, name=name)
     if state is not None:
         raw, origin = state
-        reference = {k: v for k, v in backbone.net.state_dict().items()}
-        reference.update({"classifier.weight": torch.empty(1000, backbone.num_features),
-                          "classifier.bias": torch.empty(1000)})
-        if not all(k.startswith(("backbone.", "head.")) for k in raw):
+        if not all(k.startswith(("backbone.", "head.")) for k in raw):  # not our own layout
+            reference = {**backbone.net.state_dict(),  # ImageNet's head comes last
+                         "classifier.weight": torch.empty(1000, backbone.num_features),
+                         "classifier.bias": torch.empty(1000)}
             raw = to_timm_keys(raw, reference, origin)
         model.load_report = load_state_dict_into(model, raw, origin=origin)
     model.unfreeze(unfreeze)

@@ -180,7 +180,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
             module.test_report.to_markdown("Test") + "\n"
             + decisions_markdown(module.test_decisions), warnings))
     if cfg.get("inspector", True):
-        summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested))
+        summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
+                                       warnings))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
@@ -206,7 +207,8 @@ def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -
 
 
 def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
-                    best: str | None, run_dir: Path, tested: bool = False) -> dict[str, Any]:
+                    best: str | None, run_dir: Path, tested: bool = False,
+                    warnings: list[str] | None = None) -> dict[str, Any]:
     """Fit drift on the best weights, score the whole pipeline on test, save the artifact.
 
     ``tested``: the module already holds the best weights and the temperature fitted on
@@ -229,7 +231,7 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         out["inspection"] = result.to_dict()
         write_atomic(run_dir / "inspection_report.md", with_warnings(
             result.report.to_markdown("Test: the whole inspection (drift + classes)"),
-            (random_frozen_warning(model) and [random_frozen_warning(model)]) or []))
+            warnings or []))
         from vqc.io import write_csv_atomic
 
         write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
