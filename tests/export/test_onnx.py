@@ -156,3 +156,21 @@ def test_the_defect_gate_exports_and_decides_alike(tmp_path):
     assert torch.equal(ours.decision, theirs.decision)
     # the gate's threshold came from the GOOD validation images, at the gate rate
     assert inspector.drift.detectors["good_gate"].threshold.target_rate == 0.1
+
+
+def test_the_image_quality_detector_exports_and_decides_alike(tmp_path):
+    from tests.export.conftest import make_two_detector_inspector
+
+    inspector = make_two_detector_inspector(quality=True)
+    path = export_onnx(inspector, tmp_path / "quality.onnx")
+    runtime = OnnxInspector(path)
+    assert runtime.column_detectors[-1] == "quality"
+    images = inspector.normalise(_batch(6, 3, 1, seed=13))
+    images[:2] = images[:2] * 0.2  # a dimmed lamp: the whole image darker and flatter
+    libs = ["Die01", "Die02"] * 5
+    report = check_parity(inspector, path, images, libs)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    ours, theirs = runtime(images, libs), inspector(images, libs)
+    torch.testing.assert_close(ours.drift_score, theirs.drift_score, rtol=1e-4, atol=1e-5)
+    assert theirs.is_drift[:2].all()
+    assert theirs.drift_detector[:2] == ["quality", "quality"]

@@ -41,16 +41,18 @@ class ForwardOutputs:
 
     ``maps``: feature maps by layer name; ``pooled``: the pooled backbone features
     (``Classifier.embed``) ``(B, num_features)``; ``logits`` ``(B, K)``; ``image_size``: the
-    input's ``(H, W)`` (for detectors that resize their maps to the image).
+    input's ``(H, W)`` (for detectors that resize their maps to the image); ``images``: the
+    classifier's input ``(B, C, H, W)`` (for detectors of image quality).
     """
 
     maps: dict[str, Tensor] = field(default_factory=dict)
     pooled: Tensor | None = None
     logits: Tensor | None = None
     image_size: tuple[int, int] | None = None
+    images: Tensor | None = None
 
     def __len__(self) -> int:
-        for tensor in (self.pooled, self.logits, *self.maps.values()):
+        for tensor in (self.pooled, self.logits, self.images, *self.maps.values()):
             if tensor is not None:
                 return int(tensor.shape[0])
         return 0
@@ -64,14 +66,16 @@ class ForwardOutputs:
             return None if t is None else t[keep.to(t.device)]
 
         return ForwardOutputs({name: m[keep.to(m.device)] for name, m in self.maps.items()},
-                              pick(self.pooled), pick(self.logits), self.image_size)
+                              pick(self.pooled), pick(self.logits), self.image_size,
+                              pick(self.images))
 
     def detached(self) -> ForwardOutputs:
         def cut(t: Tensor | None) -> Tensor | None:
             return None if t is None else t.detach()
 
         return ForwardOutputs({name: m.detach() for name, m in self.maps.items()},
-                              cut(self.pooled), cut(self.logits), self.image_size)
+                              cut(self.pooled), cut(self.logits), self.image_size,
+                              cut(self.images))
 
 
 def pick_columns(keys: Sequence[str], libs: Sequence[str | None] | None, n: int) -> list[int]:

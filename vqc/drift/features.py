@@ -267,7 +267,8 @@ def forward_outputs(
         pooled = model.embed(images)
     return ForwardOutputs(maps={name: maps[name] for name in layers}, pooled=pooled,
                           logits=model.head(pooled),
-                          image_size=(int(images.shape[-2]), int(images.shape[-1])))
+                          image_size=(int(images.shape[-2]), int(images.shape[-1])),
+                          images=images)
 
 
 def forward_with_maps(
