@@ -26,7 +26,7 @@ from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
-from vqc.training.callbacks import RunFigures, warn_unguarded
+from vqc.training.callbacks import configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
@@ -144,11 +144,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     module = build_module(cfg, datamodule)
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    warn_unguarded(callbacks)
-    callbacks.append(RunFigures(out_dir=run_dir / "figures" if cfg.figures.enabled else None,
-                                every_n_epochs=int(cfg.figures.every_n_epochs),
-                                tsne=bool(cfg.figures.tsne)))
+    callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
     for logger in loggers:
