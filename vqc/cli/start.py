@@ -10,7 +10,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import register_resolvers
-from vqc.config_checks import validate
+from vqc.config_checks import Check, validate
 from vqc.io import write_atomic
 
 log = logging.getLogger("vqc")
@@ -44,11 +44,12 @@ def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER) -> str:
     return buffer.getvalue()
 
 
-def start_run(cfg: DictConfig, print_tree: bool = True) -> None:
+def start_run(cfg: DictConfig, print_tree: bool = True,
+              checks: Sequence[Check] | None = None) -> None:
     """Validate ``cfg`` (a :class:`~vqc.errors.ConfigError` before any work), then print the
     config tree and save ``config_tree.txt`` and the resolved ``config.yaml`` in the run folder
     (rank 0 only)."""
-    validate(cfg)
+    validate(cfg, checks)
     from vqc.training.distributed import local_rank
 
     if local_rank() != 0:
