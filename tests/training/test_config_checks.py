@@ -109,7 +109,7 @@ def test_validator_takes_more_checks():
 
     cfg = compose_train("train", ["seed=7"])
     validate(cfg)
-    with pytest.raises(ConfigError, match="^seed=7: not this one$"):
+    with pytest.raises(ConfigError, match=r"^seed=7: not this one$"):
         validate(cfg, [*CHECKS, no_sevens])
 
 

@@ -11,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import register_resolvers
 from vqc.config_checks import Check, validate
+from vqc.errors import ConfigError
 from vqc.io import write_atomic
 
 log = logging.getLogger("vqc")
@@ -54,7 +55,11 @@ def start_run(cfg: DictConfig, print_tree: bool = True,
 
     if local_rank() != 0:
         return
-    tree = config_tree(cfg)
+    try:
+        tree = config_tree(cfg)
+        resolved = OmegaConf.to_yaml(cfg, resolve=True)
+    except Exception as err:  # an interpolation that does not resolve, e.g. ${oc.env:...}
+        raise ConfigError(f"config: {str(err).splitlines()[0]}") from err
     if print_tree and cfg.get("print_config", True):
         from rich.console import Console
 
@@ -62,4 +67,4 @@ def start_run(cfg: DictConfig, print_tree: bool = True,
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     write_atomic(run_dir / "config_tree.txt", tree)
-    write_atomic(run_dir / "config.yaml", OmegaConf.to_yaml(cfg, resolve=True))
+    write_atomic(run_dir / "config.yaml", resolved)
