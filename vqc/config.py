@@ -6,10 +6,43 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 #: The project's ``conf/`` folder; ``VQC_CONFIG_DIR`` points elsewhere.
 CONFIG_DIR = Path(os.environ.get("VQC_CONFIG_DIR", Path(__file__).resolve().parents[1] / "conf"))
+#: Group folders that hold pieces of other configs, not choices: never listed by ``--help``.
+INTERNAL = ("base", "hydra", "local")
+
+
+def project_root() -> str:
+    """``PROJECT_ROOT`` if set, else the folder holding ``conf/``: where ``data/`` and
+    ``outputs/`` are, whatever the current folder."""
+    return os.environ.get("PROJECT_ROOT") or str(CONFIG_DIR.resolve().parent)
+
+
+def config_groups(config_dir: Path = CONFIG_DIR) -> str:
+    """``group: option, option`` lines of every real choice under ``config_dir`` (what
+    ``--help`` lists): internal folders (``base``, ``hydra``, ``local``) are left out."""
+    lines = []
+    for folder in sorted(p for p in config_dir.rglob("*") if p.is_dir()):
+        parts = folder.relative_to(config_dir).parts
+        if any(part in INTERNAL or part.startswith("_") for part in parts):
+            continue
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        if options:
+            lines.append(f"{'/'.join(parts)}: {', '.join(options)}")
+    return "\n".join(lines)
+
+
+def register_resolvers() -> None:
+    """``${vqc.root:}`` (the project root) and ``${vqc.groups:}`` (``--help``'s choices)."""
+    if not OmegaConf.has_resolver("vqc.root"):
+        OmegaConf.register_new_resolver("vqc.root", project_root)
+    if not OmegaConf.has_resolver("vqc.groups"):
+        OmegaConf.register_new_resolver("vqc.groups", lambda: config_groups())
+
+
+register_resolvers()
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:

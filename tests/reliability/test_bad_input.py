@@ -6,7 +6,8 @@ Every case runs a command as a user would: ``python train.py`` with tiny overrid
 * exit non-zero,
 * print a message that names the culprit (the file, the row or the setting), not a traceback,
 * leave no output behind: no checkpoint, summary, report, submission, scores or model; a run
-  folder holds at most Hydra's record of the command (``.hydra/``, ``train.log``).
+  folder holds at most the record of the command (``.hydra/``, ``train.log``, and once the
+  config passed its checks ``config_tree.txt`` and ``config.yaml``).
 
 16-bit, RGBA and palette images are not errors: they are converted, and the predictions must
 equal those of the same picture saved as 8-bit grayscale.
@@ -50,7 +51,8 @@ UNSET = ("VQC_DATA_DIR", "VQC_CACHE_DIR", "VQC_OUTPUT_DIR")
 def child_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in UNSET} | ENV
 #: What Hydra itself writes into a run folder before the task starts; nothing else may remain.
-HYDRA_RECORD = {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log"}
+HYDRA_RECORD = {".hydra/config.yaml", ".hydra/hydra.yaml", ".hydra/overrides.yaml", "train.log",
+                "config_tree.txt", "config.yaml"}
 
 # -- running python train.py ------------------------------------------------------------------
 FORK_SERVER = r"""

@@ -12,11 +12,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from vqc.config import CONFIG_DIR
+from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
 from vqc.io import folder_problem
 
 log = logging.getLogger("vqc")
+register_resolvers()
 
 
 def _names() -> tuple[str, str | None]:
@@ -82,6 +83,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     # Lightning prints its own INFO lines; do not repeat them through Hydra's handlers.
     logging.getLogger("lightning.pytorch").propagate = False
     from vqc.cli.report import print_training_summary
+    from vqc.cli.start import start_run
     from vqc.training.sweep import isolates_failures, record_failure
     from vqc.training.task import run_task
 
@@ -91,6 +93,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     # on: the sweeper gets None, and the command exits non-zero at the end.
     isolated = multirun and isolates_failures(HydraConfig.get())
     try:
+        start_run(cfg)  # the config checked, shown and saved before any work
         summary = run_task(cfg, run_name, group)
     except (VqcError, OSError) as err:
         # OSError: a file or folder that cannot be read or written (the message names it)

@@ -4,18 +4,21 @@ pictures (confusion matrices, t-SNE, misclassified images) drawn from the module
 from __future__ import annotations
 
 import logging
+import math
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import lightning as L
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
 from torch import Tensor
 
 from vqc.classes import ClassSet
 from vqc.plotting import save_figure, tsne_figure
 from vqc.training.figures import misclassified_figure
+from vqc.training.schedules import shorten_schedule
 
 log = logging.getLogger(__name__)
 
@@ -142,4 +145,71 @@ class RunFigures(L.Callback):
             self._save(trainer, fig, f"{stage}/tsne", f"{stage}_tsne{suffix}.png")
 
 
-__all__ = ["FiniteModelCheckpoint", "RunFigures", "warn_unguarded"]
+def configured_callbacks(cfg: Any, out_dir: Path | None) -> list[L.Callback]:
+    """The config's ``callbacks`` (a progress bar only if ``trainer.enable_progress_bar``),
+    the run's pictures into ``out_dir`` (``None``: none), and with ``trainer.max_time`` the
+    schedule that ends when the time does."""
+    from hydra.utils import instantiate
+
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
+    if not cfg.trainer.get("enable_progress_bar", True):
+        callbacks = [c for c in callbacks if not isinstance(c, ProgressBar)]
+    warn_unguarded(callbacks)
+    limit = cfg.get("debug_limits")
+    callbacks.append(RunFigures(out_dir=out_dir, every_n_epochs=int(cfg.figures.every_n_epochs),
+                                tsne=bool(cfg.figures.tsne),
+                                tsne_max_points=int(limit) if limit else 2000))
+    if cfg.trainer.get("max_time"):
+        callbacks.append(ScheduleFitsMaxTime())
+    return callbacks
+
+
+class ScheduleFitsMaxTime(L.Callback):
+    """With ``trainer.max_time``, end the learning-rate schedule where the time runs out.
+
+    A schedule's length comes from ``max_epochs`` (``estimated_stepping_batches``); a run
+    stopped earlier by its time limit would end with its rate barely decayed. After the first
+    epoch (its training and validation) this estimates how many epochs fit in the time left,
+    at that epoch's pace, and moves the end of every schedule it knows
+    (:func:`vqc.training.schedules.shorten_schedule`) there if that is sooner. The first
+    epoch is usually the slowest (caches, warm-up), so the estimate errs towards ending the
+    schedule early, at its floor, rather than stopping with a high rate.
+    """
+
+    def __init__(self) -> None:
+        self._start: float | None = None
+        self._first_step = 0
+        self.planned_epochs: int | None = None
+
+    @staticmethod
+    def clock() -> float:
+        return time.monotonic()
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = self.clock()
+        self._first_step = trainer.global_step
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._start is None or self.planned_epochs is not None:
+            return
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        limit = getattr(timer, "_duration", None)
+        if not limit:
+            return
+        elapsed = max(self.clock() - self._start, 1e-9)
+        steps = trainer.global_step - self._first_step
+        left = max(0, math.floor((float(limit) - elapsed) / elapsed))
+        epochs = trainer.current_epoch + 1 + left
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            epochs = min(epochs, trainer.max_epochs)
+        self.planned_epochs = epochs
+        total = trainer.global_step + (epochs - trainer.current_epoch - 1) * steps
+        changed = [shorten_schedule(config.scheduler, total, epochs)
+                   for config in trainer.lr_scheduler_configs]
+        if any(changed):
+            log.info("max_time: about %d epochs fit; the learning-rate schedule now ends "
+                     "after epoch %d (step %d)", epochs, epochs, total)
+
+
+__all__ = ["FiniteModelCheckpoint", "RunFigures", "ScheduleFitsMaxTime", "configured_callbacks",
+           "warn_unguarded"]

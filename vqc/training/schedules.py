@@ -4,6 +4,13 @@
 ``head_only_epochs`` (the backbone's rate held at 0, so a random head does not send large
 gradients into pretrained weights), then every group warms up linearly for ``warmup_epochs``
 and decays along a cosine to ``min_factor`` of its rate at the last step. Pure torch.
+
+The schedule's length is the run's number of optimiser steps (Lightning's
+``estimated_stepping_batches``: ``max_epochs``, ``max_steps`` and the ``limit_*`` settings).
+A run stopped by time (``trainer.max_time``) does not know it in advance:
+:func:`shorten_schedule` moves the end of a running schedule (``warmup_cosine``'s total steps,
+``CosineAnnealingLR``'s ``T_max``) to the step where the run is expected to stop, so that its
+rate still reaches its floor (see ``vqc.training.callbacks.ScheduleFitsMaxTime``).
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import math
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR
+from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler
 
 from vqc.errors import ConfigError
 
@@ -48,9 +55,48 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int,
             f"backbone in {total_steps} steps; lower it or train longer"
         )
 
-    def factor_of(start: int):
-        return lambda step: warmup_cosine_factor(step, total_steps, start, warmup, min_factor)
-
-    lambdas = [factor_of(hold if group.get("name") == "backbone" else 0)
+    lambdas = [WarmupCosine(total_steps, hold if group.get("name") == "backbone" else 0,
+                            warmup, min_factor)
                for group in optimizer.param_groups]
     return LambdaLR(optimizer, lambdas)
+
+
+class WarmupCosine:
+    """One group's factor of :func:`warmup_cosine`; an object, not a closure, so that its
+    ``total`` can be moved (:func:`shorten_schedule`) and is saved with the scheduler's state
+    (``LambdaLR`` saves callable objects, not functions)."""
+
+    def __init__(self, total: int, start: int, warmup: int, min_factor: float) -> None:
+        self.total, self.start, self.warmup, self.min_factor = total, start, warmup, min_factor
+
+    def __call__(self, step: int) -> float:
+        return warmup_cosine_factor(step, self.total, self.start, self.warmup, self.min_factor)
+
+
+def schedule_length(scheduler: LRScheduler) -> tuple[str, int] | None:
+    """``("steps", n)`` or ``("epochs", n)``: where a schedule reaches its floor, if known."""
+    if isinstance(scheduler, LambdaLR):
+        totals = [f.total for f in scheduler.lr_lambdas if isinstance(f, WarmupCosine)]
+        return ("steps", max(totals)) if totals else None
+    if isinstance(scheduler, CosineAnnealingLR):
+        return "epochs", int(scheduler.T_max)
+    return None
+
+
+def shorten_schedule(scheduler: LRScheduler, total_steps: int, epochs: int) -> bool:
+    """End ``scheduler`` at ``total_steps`` (per-step schedules) or after ``epochs`` (per-epoch
+    ones) when that is sooner than now; whether it changed. The head-only phase is kept."""
+    length = schedule_length(scheduler)
+    if length is None:
+        return False
+    unit, current = length
+    target = total_steps if unit == "steps" else epochs
+    if target >= current or target < 1:
+        return False
+    if isinstance(scheduler, CosineAnnealingLR):
+        scheduler.T_max = target
+        return True
+    for factor in scheduler.lr_lambdas:
+        if isinstance(factor, WarmupCosine):
+            factor.total = max(target, factor.start + 1)
+    return True

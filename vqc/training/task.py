@@ -26,7 +26,7 @@ from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
-from vqc.training.callbacks import RunFigures, warn_unguarded
+from vqc.training.callbacks import configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
@@ -133,22 +133,11 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     """Fit, then test the best checkpoint; returns the run's summary (also in summary.json)."""
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # Pretrained weights fine-tuned on real images make denormal floats, which the CPU
-    # computes a hundred times slower (an EfficientNet epoch took minutes instead of seconds).
-    torch.set_flush_denormal(True)
-    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
-    if local_rank() == 0:  # other processes of a distributed run find the data prepared
-        datamodule.prepare_data()
-    datamodule.setup()
+    datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
-    warn_unguarded(callbacks)
-    callbacks.append(RunFigures(out_dir=run_dir / "figures" if cfg.figures.enabled else None,
-                                every_n_epochs=int(cfg.figures.every_n_epochs),
-                                tsne=bool(cfg.figures.tsne)))
+    callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
     for logger in loggers:
@@ -172,13 +161,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
     tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
     if tested:
-        tester.test(module, datamodule=datamodule, ckpt_path=best or None,
-                    weights_only=True, verbose=False)
-        summary["test"] = module.test_report.to_dict()
-        summary["test_decisions"] = {rule: r.to_dict() for rule, r in module.test_decisions.items()}
-        write_atomic(run_dir / "test_report.md", with_warnings(
-            module.test_report.to_markdown("Test") + "\n"
-            + decisions_markdown(module.test_decisions), warnings))
+        summary.update(test_checkpoint(tester, module, datamodule, best, run_dir, warnings))
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
                                        warnings))
@@ -190,6 +173,33 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     summary["wandb_dir"] = _wandb_dir(loggers)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     return summary
+
+
+def prepare_data(cfg: DictConfig) -> Any:
+    """The data module of ``cfg``, prepared (by rank 0) and set up, everything seeded."""
+    # Pretrained weights fine-tuned on real images make denormal floats, which the CPU
+    # computes a hundred times slower (an EfficientNet epoch took minutes instead of seconds).
+    torch.set_flush_denormal(True)
+    L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
+    if local_rank() == 0:  # other processes of a distributed run find the data prepared
+        datamodule.prepare_data()
+    datamodule.setup()
+    return datamodule
+
+
+def test_checkpoint(tester: L.Trainer, module: ClassifierModule, datamodule: Any,
+                    checkpoint: str | None, run_dir: Path,
+                    warnings: list[str]) -> dict[str, Any]:
+    """Test ``checkpoint`` (``None``: the module's weights as they are) and write
+    ``test_report.md``; the test report and the decision rules' reports."""
+    tester.test(module, datamodule=datamodule, ckpt_path=checkpoint or None,
+                weights_only=True, verbose=False)
+    write_atomic(run_dir / "test_report.md", with_warnings(
+        module.test_report.to_markdown("Test") + "\n"
+        + decisions_markdown(module.test_decisions), warnings))
+    return {"test": module.test_report.to_dict(),
+            "test_decisions": {rule: r.to_dict() for rule, r in module.test_decisions.items()}}
 
 
 def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -> InspectorSpec:
@@ -225,23 +235,33 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     inspector = fit_inspector(model, datamodule, inspector_spec(cfg, module, datamodule),
                               drift_cfg)
     path = inspector.save(run_dir / "inspector.safetensors")
-    out: dict[str, Any] = {"inspector": str(path)}
-    if datamodule.test_frame is not None and len(datamodule.test_frame):
-        result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
-        out["inspection"] = result.to_dict()
-        write_atomic(run_dir / "inspection_report.md", with_warnings(
-            result.report.to_markdown("Test: the whole inspection (drift + classes)"),
-            warnings or []))
-        from vqc.io import write_csv_atomic
+    return {"inspector": str(path),
+            **report_inspection(cfg, inspector, datamodule, run_dir, warnings or [],
+                                module.loggers, module.current_epoch)}
 
-        write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
-        if cfg.figures.enabled:
-            from vqc.inspection.figures import inspection_figures, send_figures
 
-            pictures = inspection_figures(inspector, result, datamodule.test_frame,
-                                          datamodule.cache, run_dir / "figures")
-            send_figures(module.loggers, pictures, module.current_epoch)
-    return out
+def report_inspection(cfg: DictConfig, inspector: Any, datamodule: Any, run_dir: Path,
+                      warnings: list[str], loggers: list[Any],
+                      step: int = 0) -> dict[str, Any]:
+    """Score the whole inspection on the test set: ``inspection_report.md``,
+    ``test_predictions.csv`` and the inspection's pictures (nothing without a test set)."""
+    if datamodule.test_frame is None or not len(datamodule.test_frame):
+        return {}
+    result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
+    write_atomic(run_dir / "inspection_report.md", with_warnings(
+        result.report.to_markdown("Test: the whole inspection (drift + classes)"), warnings))
+    from vqc.io import write_csv_atomic
+
+    write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
+    if cfg.figures.enabled:
+        from vqc.inspection.figures import inspection_figures, send_figures
+
+        limit = cfg.get("debug_limits")
+        pictures = inspection_figures(inspector, result, datamodule.test_frame,
+                                      datamodule.cache, run_dir / "figures",
+                                      tsne_max_points=int(limit) if limit else 2000)
+        send_figures(loggers, pictures, step)
+    return {"inspection": result.to_dict()}
 
 
 def with_warnings(markdown: str, warnings: list[str]) -> str:

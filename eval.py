@@ -1,0 +1,6 @@
+"""Test a checkpoint or an inspector: python eval.py ckpt_path=... | inspector=... (see README)."""
+
+from vqc.cli.eval import main
+
+if __name__ == "__main__":
+    main()

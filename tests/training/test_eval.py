@@ -1,0 +1,114 @@
+"""``python eval.py``: a given checkpoint or inspector tested, with training's own reports."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra.core.global_hydra import GlobalHydra
+from PIL import Image
+
+from tests.training.conftest import fast_overrides
+from vqc.cli import eval as eval_cli
+from vqc.cli import train as train_cli
+
+#: Pictures a test of the best checkpoint draws (those the tiny set gives rise to).
+TEST_FIGURES = ("test_confusion.png", "test_misclassified.png", "drift_histogram.png",
+                "drift_overlays.png", "inspection_tsne.png")
+
+
+def run_script(main, argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
+    """``python train.py/eval.py ARGV`` in this process; its exit status."""
+    GlobalHydra.instance().clear()
+    monkeypatch.setattr(sys, "argv", ["script.py", *argv])
+    try:
+        main()
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    finally:
+        GlobalHydra.instance().clear()
+    return 0
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """A tiny training run (``run/``) and the overrides it was made with."""
+    from tests.training.conftest import write_tiny_csv_set
+
+    tmp = tmp_path_factory.mktemp("eval")
+    data = write_tiny_csv_set(tmp / "set")
+    overrides = fast_overrides(data, tmp, "depth=2")
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        code = run_script(train_cli.main, [*overrides, f"hydra.run.dir={tmp / 'run'}"],
+                          monkeypatch)
+    assert code == 0
+    return tmp / "run", overrides
+
+
+def test_eval_of_the_best_checkpoint_repeats_the_training_run_test(trained, tmp_path,
+                                                                   monkeypatch) -> None:
+    run, overrides = trained
+    summary = json.loads((run / "summary.json").read_text())
+    best = summary["best_checkpoint"]
+    out = tmp_path / "eval"
+    code = run_script(eval_cli.main, [*overrides, f"ckpt_path={best}",
+                                      f"hydra.run.dir={out}"], monkeypatch)
+    assert code == 0
+    evaluated = json.loads((out / "summary.json").read_text())
+    assert evaluated["checkpoint"] == best
+    assert evaluated["test"] == summary["test"]
+    assert evaluated["inspection"] == summary["inspection"]
+    figures = [name for name in TEST_FIGURES if (run / "figures" / name).is_file()]
+    assert "test_confusion.png" in figures and "drift_histogram.png" in figures
+    for name in figures:
+        assert np.array_equal(pixels(out / "figures" / name), pixels(run / "figures" / name)), name
+    for name in ("test_report.md", "inspection_report.md", "test_predictions.csv"):
+        assert (out / name).read_text() == (run / name).read_text(), name
+    # its own folder: no training leftovers, the config it ran with beside the reports
+    assert not list(out.rglob("*.ckpt"))
+    assert (out / "config_tree.txt").is_file() and f"ckpt_path: {best}" in (
+        out / "config.yaml").read_text()
+
+
+def test_eval_of_an_inspector_scores_it_as_training_did(trained, tmp_path, monkeypatch) -> None:
+    run, overrides = trained
+    out = tmp_path / "eval"
+    # the inspector brings its own preprocessing: a different size on the command line is
+    # replaced by the one it was fitted with
+    args = [a for a in overrides if not a.startswith("data.preprocess.size")]
+    code = run_script(eval_cli.main, [*args, "data.preprocess.size=[48,48]",
+                                      f"inspector={run / 'inspector.safetensors'}",
+                                      f"hydra.run.dir={out}"], monkeypatch)
+    assert code == 0
+    for name in ("inspection_report.md", "test_predictions.csv"):
+        assert (out / name).read_text() == (run / name).read_text(), name
+    assert np.array_equal(pixels(out / "figures" / "drift_histogram.png"),
+                          pixels(run / "figures" / "drift_histogram.png"))
+    assert not (out / "test_report.md").exists()  # no checkpoint: no test of the classifier
+
+
+@pytest.mark.parametrize(("extra", "match"), [
+    ([], r"ckpt_path, inspector: give exactly one"),
+    (["ckpt_path=/nowhere/best.ckpt"], r"ckpt_path=/nowhere/best\.ckpt: file not found"),
+    (["lr=-1", "inspector=/nowhere/i.safetensors"], r"lr=-1: must be a number > 0"),
+])
+def test_eval_refuses_a_bad_target_in_one_line(tiny_csv_set, tmp_path, monkeypatch, capsys,
+                                               extra, match) -> None:
+    import re
+
+    out = tmp_path / "eval"
+    code = run_script(eval_cli.main, [*fast_overrides(tiny_csv_set, tmp_path), *extra,
+                                      f"hydra.run.dir={out}"], monkeypatch)
+    assert code == 2
+    text = capsys.readouterr()
+    output = text.out + text.err + (out / "eval.log").read_text()
+    assert re.search(match, output), output[-2000:]
+    assert "Traceback" not in output
+    assert not (out / "summary.json").exists() and not (out / "config_tree.txt").exists()

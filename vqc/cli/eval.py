@@ -1,0 +1,58 @@
+"""``python eval.py`` / ``vqc-eval``: test a given checkpoint or inspector on a data config.
+
+    python eval.py ckpt_path=outputs/runs/X/checkpoints/best-epoch007.ckpt
+    python eval.py inspector=outputs/runs/X/inspector.safetensors data=csv data.root=/data/new
+
+The run's own settings (model, data, module, drift) are given as for training
+(``experiment=...`` and the same overrides); the reports go to a run folder of their own under
+``outputs/evals/``.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from vqc.config import CONFIG_DIR, register_resolvers
+from vqc.errors import VqcError
+
+log = logging.getLogger("vqc")
+register_resolvers()
+
+
+def main() -> None:
+    """``python eval.py [overrides]``."""
+    _hydra_main()
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("lightning.pytorch").propagate = False
+    from vqc.cli.report import console, print_inspection, print_training_summary
+    from vqc.cli.start import start_run
+    from vqc.config_checks import CHECKS
+    from vqc.training.evaluation import evaluate, one_target
+
+    try:
+        start_run(cfg, checks=[*CHECKS, one_target])
+        summary = evaluate(cfg, Path(HydraConfig.get().runtime.output_dir).name)
+    except (VqcError, OSError) as err:
+        log.error("%s", err)
+        sys.exit(2)
+    if summary.get("test"):
+        print_training_summary({**summary, "best_checkpoint": summary.get("checkpoint")})
+    else:
+        if summary.get("inspection"):
+            print_inspection(summary["inspection"])
+        console.print(f"run folder (pictures in figures/, summary.json): {summary['run_dir']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""The evaluation task: a given checkpoint or inspector tested on a data config, with the same
+reports and pictures as the end of a training run (``eval.py`` / ``vqc-eval``)."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from vqc.errors import ConfigError
+from vqc.io import write_atomic
+from vqc.models.freeze import random_frozen_warning
+from vqc.training.callbacks import configured_callbacks
+from vqc.training.loggers import build_loggers, record_warnings
+from vqc.training.task import (
+    _check_checkpoint,
+    build_inspector,
+    build_module,
+    prepare_data,
+    report_inspection,
+    test_checkpoint,
+)
+
+log = logging.getLogger(__name__)
+
+
+def one_target(cfg: DictConfig) -> Iterator[str]:
+    """A config check of ``eval.py``: exactly one of ``ckpt_path`` and ``inspector``, a file."""
+    ckpt, inspector = cfg.get("ckpt_path"), cfg.get("inspector")
+    if bool(ckpt) == bool(inspector):
+        yield ("ckpt_path, inspector: give exactly one: ckpt_path=PATH (a training checkpoint) "
+               "or inspector=PATH (an inspector.safetensors)")
+        return
+    key, path = ("ckpt_path", ckpt) if ckpt else ("inspector", inspector)
+    if not isinstance(path, str):
+        yield f"{key}={path}: must be a file path"
+    elif not Path(path).is_file():
+        yield f"{key}={path}: file not found"
+
+
+def evaluate(cfg: DictConfig, run_name: str = "eval") -> dict[str, Any]:
+    """Test ``cfg.ckpt_path`` (then, with ``fit_inspector``, fit drift on its weights and score
+    the whole inspection, as training does) or score ``cfg.inspector``; writes the reports,
+    ``test_predictions.csv``, pictures and ``summary.json`` into the run folder."""
+    run_dir = Path(cfg.paths.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.get("inspector"):
+        summary = _evaluate_inspector(cfg, run_dir)
+    else:
+        summary = _evaluate_checkpoint(cfg, run_dir, run_name)
+    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[str, Any]:
+    ckpt = str(cfg.ckpt_path)
+    datamodule = prepare_data(cfg)
+    module = build_module(cfg, datamodule)
+    _check_checkpoint(ckpt, module, cfg)
+    if datamodule.test_frame is None or not len(datamodule.test_frame):
+        raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate "
+                          f"{ckpt} on (set the data config's test split or test_csv)")
+    loggers = build_loggers(cfg.get("logger"), run_name, None)
+    callbacks = [c for c in configured_callbacks(
+        cfg, run_dir / "figures" if cfg.figures.enabled else None)
+        if not isinstance(c, ModelCheckpoint)]  # nothing is trained: nothing to save
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
+                                     enable_checkpointing=False)
+    warnings = [w for w in (random_frozen_warning(module.model),) if w]
+    record_warnings(loggers, warnings)
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt,
+                               "warnings": warnings}
+    summary.update(test_checkpoint(trainer, module, datamodule, ckpt, run_dir, warnings))
+    if cfg.get("fit_inspector", True):
+        summary.update(build_inspector(cfg, module, datamodule, ckpt, run_dir, True, warnings))
+    return summary
+
+
+def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """The inspector's own classes and preprocessing, so that the images are prepared as those
+    it was fitted on."""
+    from vqc.inspection.inspector import Inspector
+
+    path = str(cfg.inspector)
+    inspector = Inspector.load(path)
+    spec = inspector.spec
+    with open_dict(cfg):
+        cfg.data.classes.names = list(spec.class_names)
+        cfg.data.classes.good = spec.good
+        cfg.data.classes.open_set = spec.open_set
+        cfg.data.preprocess = OmegaConf.merge(cfg.data.preprocess, spec.preprocess)
+        cfg.data.mean, cfg.data.std = spec.mean, spec.std
+    datamodule = prepare_data(cfg)
+    if datamodule.test_frame is None or not len(datamodule.test_frame):
+        raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate {path} "
+                          "on (set the data config's test split or test_csv)")
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "inspector": path, "warnings": []}
+    summary.update(report_inspection(cfg, inspector, datamodule, run_dir, [], []))
+    return summary
