@@ -143,3 +143,37 @@ def test_tags_come_from_the_config_and_experiments():
     GlobalHydra.instance().clear()
     assert list(compose("train", ["experiment=origin_cnn5"]).logger.wandb.tags) == [
         "origin_cnn5", "cnn"]
+
+
+def test_an_exported_onnx_model_becomes_an_artifact(tmp_path, offline_wandb):
+    import wandb
+    from lightning.pytorch.loggers import WandbLogger
+
+    from vqc.training.review import log_run_files
+
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    for name in ("checkpoints/best.ckpt", "inspector.safetensors", "inspector.onnx",
+                 "test_report.md"):
+        (run_dir / name).write_text(f"# {name}\n")
+    logger = WandbLogger(save_dir=str(run_dir), offline=True, project="vqc")
+    summary_ = {"best_checkpoint": str(run_dir / "checkpoints/best.ckpt"),
+                "inspector": str(run_dir / "inspector.safetensors")}
+    log_run_files([logger], run_dir, summary_)
+    wandb.finish()
+    kinds = {a["type"]: a["files"] for a in artifacts(_run_file(run_dir))}
+    assert kinds["onnx"] == {"inspector.onnx": str(run_dir / "inspector.onnx")}
+    assert set(kinds) == {"model", "inspector", "onnx", "report"}  # no predictions: none made
+
+
+def test_other_loggers_get_none_of_it(tmp_path):
+    from lightning.pytorch.loggers import CSVLogger
+
+    from vqc.training.review import define_best_metrics, log_inspection, log_run_files
+
+    loggers = [CSVLogger(str(tmp_path))]
+    # nothing is read: the inspection result, frame and cache are never touched
+    define_best_metrics(loggers)
+    log_inspection(loggers, None, None, None, 0)
+    log_run_files(loggers, tmp_path / "missing", {})
+    assert not (tmp_path / "wandb").exists()
