@@ -177,3 +177,23 @@ def test_other_loggers_get_none_of_it(tmp_path):
     log_inspection(loggers, None, None, None, 0)
     log_run_files(loggers, tmp_path / "missing", {})
     assert not (tmp_path / "wandb").exists()
+
+
+@pytest.mark.parametrize(("review", "message"), [
+    ({"thumbnail": 2}, "logger.wandb.review.thumbnail=2: expected a whole number of at least 8"),
+    ({"max_images": -1}, "logger.wandb.review.max_images=-1"),
+    ({"artifacts": "yes"}, "logger.wandb.review.artifacts='yes': expected true or false"),
+    ({"thumbnails": 64}, "logger.wandb.review.thumbnails: unknown setting"),
+])
+def test_a_bad_review_setting_is_refused_before_training(tmp_path, offline_wandb, review,
+                                                         message):
+    from omegaconf import OmegaConf
+
+    from vqc.errors import ConfigError
+    from vqc.training.loggers import build_loggers
+
+    spec = OmegaConf.create({"wandb": {"_target_": "lightning.pytorch.loggers.WandbLogger",
+                                       "save_dir": str(tmp_path / "run"), "review": review}})
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
+        build_loggers(spec, "x", None)
+    assert not (tmp_path / "run").exists()

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.errors import ConfigError
+from vqc.training.review import ReviewSettings
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,9 @@ def build_loggers(cfg: DictConfig | None, run_name: str, group: str | None) -> l
             if mode == "disabled":
                 log.info("W&B disabled")
                 continue
-            spec.pop("review", None)  # what the run holds besides metrics: vqc.training.review
+            # what the run holds besides the curves (vqc.training.review): checked here, before
+            # any training
+            ReviewSettings.from_spec(spec.pop("review", None))
             spec["offline"] = mode == "offline"
             spec["name"] = spec.get("name") or run_name
             spec["group"] = spec.get("group") or group

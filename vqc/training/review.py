@@ -22,7 +22,7 @@ import math
 import os
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,8 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
+
+from vqc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -54,14 +56,36 @@ class ReviewSettings:
     artifacts: bool = True
 
     @classmethod
-    def from_config(cls, cfg: DictConfig | None) -> ReviewSettings:
-        spec = OmegaConf.select(cfg, "logger.wandb.review") if cfg is not None else None
+    def from_spec(cls, spec: Mapping[str, Any] | None) -> ReviewSettings:
+        """The settings, refused with a message naming the setting when one is wrong."""
         if not spec:
             return cls()
-        values = OmegaConf.to_container(spec, resolve=True)
-        known = {k: values[k] for k in ("thumbnail", "max_images", "examples", "artifacts")
-                 if k in values}
-        return cls(**known)
+        where = "logger.wandb.review"
+        allowed = [f.name for f in fields(cls)]
+        unknown = sorted(set(spec) - set(allowed))
+        if unknown:
+            raise ConfigError(f"{where}.{unknown[0]}: unknown setting (expected one of "
+                              f"{', '.join(allowed)})")
+        values: dict[str, Any] = {}
+        for name in ("thumbnail", "max_images", "examples"):
+            if name in spec:
+                value = spec[name]
+                least = 8 if name == "thumbnail" else 0
+                if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                    raise ConfigError(f"{where}.{name}={value!r}: expected a whole number "
+                                      f"of at least {least}")
+                values[name] = value
+        if "artifacts" in spec:
+            if not isinstance(spec["artifacts"], bool):
+                raise ConfigError(f"{where}.artifacts={spec['artifacts']!r}: expected true or "
+                                  "false")
+            values["artifacts"] = spec["artifacts"]
+        return cls(**values)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig | None) -> ReviewSettings:
+        spec = OmegaConf.select(cfg, "logger.wandb.review") if cfg is not None else None
+        return cls.from_spec(OmegaConf.to_container(spec, resolve=True) if spec else None)
 
 
 def wandb_run(loggers: Iterable[Any]) -> Any | None:
@@ -238,18 +262,28 @@ def log_inspection(loggers: Iterable[Any], result: Any, frame: pd.DataFrame, cac
     predictions = result.predictions
     names = list(result.report.class_names)
     pictures = _Thumbnails(frame.reset_index(drop=True), cache, settings.thumbnail)
-    tables: dict[str, Any] = {
-        "inspection/predictions": predictions_table(predictions, names, pictures,
-                                                    settings.max_images),
-        "inspection/per_class": per_class_table(result.report, predictions, pictures,
-                                                settings.examples),
-        "inspection/confusion_matrix": wandb.plot.confusion_matrix(
-            y_true=predictions["label"].astype(int).tolist(),
-            preds=predictions["decision"].astype(int).tolist(),
-            class_names=names, title="Test: the whole inspection"),
-    }
-    with staged_in_run_folder(run):
+    # Everything is on disk already (reports, predictions CSV): a table that cannot be made
+    # is a warning, not the failure of a finished run.
+    with _warn_on_failure("the inspection tables"), staged_in_run_folder(run):
+        tables: dict[str, Any] = {
+            "inspection/predictions": predictions_table(predictions, names, pictures,
+                                                        settings.max_images),
+            "inspection/per_class": per_class_table(result.report, predictions, pictures,
+                                                    settings.examples),
+            "inspection/confusion_matrix": wandb.plot.confusion_matrix(
+                y_true=predictions["label"].astype(int).tolist(),
+                preds=predictions["decision"].astype(int).tolist(),
+                class_names=names, title="Test: the whole inspection"),
+        }
         run.log({**tables, STEP: step})
+
+
+@contextmanager
+def _warn_on_failure(what: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as err:
+        log.warning("W&B: %s not logged: %s: %s", what, type(err).__name__, err)
 
 
 def markdown_html(text: str) -> str:
@@ -297,7 +331,7 @@ def log_run_files(loggers: Iterable[Any], run_dir: str | Path, summary: Mapping[
                                                        data_is_not_path=True)
                  for name, text in texts.items()})
     if ReviewSettings.from_config(cfg).artifacts:
-        with staged_in_run_folder(run):
+        with _warn_on_failure("the artifacts"), staged_in_run_folder(run):
             _log_artifacts(run, run_dir, summary)
 
 
