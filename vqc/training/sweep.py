@@ -212,7 +212,8 @@ def job_run_name(hydra_cfg: Any) -> str:
     (``unfreeze=8,model=resnet101 · magnetic_tile``), so that a list that cuts long names
     still tells the jobs apart. The swept keys come from the sweep's summary (written when the
     sweep starts), else from the command line and the sweeper's parameters."""
-    header = read_summary(str(OmegaConf.select(hydra_cfg, "sweep.dir") or "")) or {}
+    sweep_dir = OmegaConf.select(hydra_cfg, "sweep.dir")
+    header = (read_summary(str(sweep_dir)) if sweep_dir else None) or {}
     swept = list(header.get("swept") or [])
     if not swept:
         params = OmegaConf.select(hydra_cfg, "sweeper.params") or {}
