@@ -19,6 +19,7 @@ from vqc.training.sweep import (
     SUMMARY_CSV,
     SUMMARY_JSON,
     SweepSummary,
+    job_run_name,
     record_failure,
 )
 
@@ -87,6 +88,52 @@ def test_the_callback_records_each_job_and_fails_the_sweep_at_its_end(tmp_path, 
     assert job["all_overrides"] == ["seed=1", "unfreeze=12"]
     printed = capsys.readouterr().out
     assert "1 ok, 2 failed" in printed and "unfreeze=12" in printed
+
+
+def test_the_summary_shows_each_pwa_beside_its_floor_and_lift(tmp_path, capsys):
+    sweep = tmp_path / "sweep"
+    callback = SweepSummary()
+    callback.on_multirun_start(_job_config(sweep, 0))
+    # what train writes: the floor of the optimised metric, the test and inspection reports
+    summaries = [
+        {"metric_floor": 0.9929, "test": {"pwa": 0.9929, "floor": {"pwa": 0.9929}},
+         "inspection": {"report": {"pwa": 0.9901, "floor": {"pwa": 0.9929}}}},
+        {"metric_floor": 0.9929, "test": {"pwa": 0.9975, "floor": {"pwa": 0.9929}},
+         "inspection": {"report": {"pwa": 0.9980, "floor": {"pwa": 0.9929}}}},
+    ]
+    for num, (metric, data) in enumerate(zip((0.9929, 0.9971), summaries, strict=True)):
+        config = _job_config(sweep, num)
+        (sweep / str(num)).mkdir(parents=True)
+        (sweep / str(num) / "summary.json").write_text(json.dumps(data))
+        callback.on_job_start(config, task_function=None)
+        callback.on_job_end(config, _job_return(JobStatus.COMPLETED, metric, [f"unfreeze={num}"]))
+    callback.on_multirun_end(_job_config(sweep, 0))
+    rows = _rows(sweep)
+    assert [float(r["metric_floor"]) for r in rows] == [0.9929, 0.9929]
+    assert [round(float(r["metric_lift"]), 4) for r in rows] == [0.0, 0.0042]
+    assert [round(float(r["test_pwa_lift"]), 4) for r in rows] == [0.0, 0.0046]
+    assert [round(float(r["inspection_pwa_lift"]), 4) for r in rows] == [-0.0028, 0.0051]
+    printed = capsys.readouterr().out
+    for text in ("val/pwa", "floor", "lift", "test PWA", "inspection PWA", "+0.0000", "-0.0028",
+                 "+0.0042"):
+        assert text in printed, text
+
+
+def test_a_job_run_name_starts_with_its_swept_values(tmp_path, monkeypatch):
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / SUMMARY_JSON).write_text(json.dumps({"swept": ["unfreeze", "model"]}))
+    hydra = OmegaConf.create({
+        "sweep": {"dir": str(sweep)}, "job": {"num": 3, "override_dirname": "x"},
+        "overrides": {"task": ["data.root=/a/long/path", "model=resnet101", "seed=1",
+                               "unfreeze=8"]},
+        "runtime": {"choices": {"experiment": "magnetic_tile"}}, "sweeper": {"params": None}})
+    assert job_run_name(hydra) == "unfreeze=8,model=resnet101 · magnetic_tile"
+    # without the sweep's summary: the command line's sweeps, no experiment
+    (sweep / SUMMARY_JSON).unlink()
+    hydra.runtime.choices.experiment = None
+    monkeypatch.setattr("sys.argv", ["train.py", "-m", "seed=1", "model=resnet101,resnet50"])
+    assert job_run_name(hydra) == "model=resnet101"
 
 
 def test_a_sweep_without_failures_ends_normally(tmp_path):

@@ -12,7 +12,13 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
 from tests.training.conftest import fast_overrides
-from tests.training.wandb_records import run_config, run_group
+from tests.training.wandb_records import (
+    closed,
+    output_text,
+    run_config,
+    run_group,
+    run_record,
+)
 from vqc.config import compose
 from vqc.training.task import train
 
@@ -105,8 +111,15 @@ def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
     for job in ("0", "1"):
         runs = list((tmp_path / "sweep" / job / "wandb").glob("offline-run-*/run-*.wandb"))
         assert len(runs) == 1, f"job {job}: {runs}"
+        closed(runs[0])
         configs.append(_flatten(run_config(runs[0])))
         groups.add(run_group(runs[0]))
+        # the name starts with the swept value, where a list that cuts names still shows it
+        info = run_record(runs[0])
+        assert info.display_name == f"unfreeze={job}", info.display_name
+        assert list(info.tags) == ["resnet18"]
+        # the terminal report was printed while the run was open: the run's log holds it
+        assert "best checkpoint:" in output_text(runs[0])
     assert groups == {"sweep-sweep"}  # one group, named after the sweep folder
     first, second = configs
     differing = {k for k in set(first) | set(second)

@@ -73,12 +73,15 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         console.rule(f"2. training: {cfg.model.name}, depth {cfg.depth}, "
                      f"{cfg.trainer.max_epochs} epochs")
-        summary = run_task(cfg, run_name=f"demo-{stamp}", group="demo")
+
+        def report(summary: dict) -> None:  # printed while the W&B run is open: it keeps it
+            console.rule("3. test results")
+            print_training_summary(summary)
+
+        summary = run_task(cfg, run_name=f"demo-{stamp}", group="demo", report=report)
     except VqcError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    console.rule("3. test results")
-    print_training_summary(summary)
     run_dir = Path(cfg.paths.run_dir)
     console.rule("4. vqc-predict on the test images, then vqc-evaluate")
     from vqc.cli import evaluate, predict

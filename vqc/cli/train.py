@@ -25,8 +25,9 @@ def _names() -> tuple[str, str | None]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        overrides = hydra_cfg.job.override_dirname or f"job{hydra_cfg.job.num}"
-        return overrides, f"sweep-{Path(hydra_cfg.sweep.dir).name}"
+        from vqc.training.sweep import job_run_name
+
+        return job_run_name(hydra_cfg), f"sweep-{Path(hydra_cfg.sweep.dir).name}"
     return run_dir.name, None
 
 
@@ -94,7 +95,8 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     isolated = multirun and isolates_failures(HydraConfig.get())
     try:
         start_run(cfg)  # the config checked, shown and saved before any work
-        summary = run_task(cfg, run_name, group)
+        # the report is printed before the W&B run closes: its log keeps it
+        summary = run_task(cfg, run_name, group, report=print_training_summary)
     except (VqcError, OSError) as err:
         # OSError: a file or folder that cannot be read or written (the message names it)
         log.error("%s", err)
@@ -110,7 +112,6 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         return record_failure(err)
     if summary.get("rank"):
         return None  # another process of a distributed run: rank 0 reports
-    print_training_summary(summary)
     return summary.get("metric")
 
 

@@ -12,6 +12,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.errors import ConfigError
+from vqc.training.review import ReviewSettings
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,16 @@ def resolve_wandb_mode(mode: str | None) -> str:
     return chosen
 
 
+def wandb_tags(tags: Any) -> list[str]:
+    """The run's tags as W&B takes them: strings of 1 to 64 characters, each once."""
+    if tags is None:
+        return []
+    if isinstance(tags, str):
+        tags = [tags]
+    out = [str(t).strip()[:64] for t in tags if t is not None and str(t).strip()]
+    return list(dict.fromkeys(out))
+
+
 def build_loggers(cfg: DictConfig | None, run_name: str, group: str | None) -> list[Any]:
     """Instantiate every logger of the ``logger`` group (W&B gets its mode, name and group)."""
     if not cfg:
@@ -59,9 +70,13 @@ def build_loggers(cfg: DictConfig | None, run_name: str, group: str | None) -> l
             if mode == "disabled":
                 log.info("W&B disabled")
                 continue
+            # what the run holds besides the curves (vqc.training.review): checked here, before
+            # any training
+            ReviewSettings.from_spec(spec.pop("review", None))
             spec["offline"] = mode == "offline"
             spec["name"] = spec.get("name") or run_name
             spec["group"] = spec.get("group") or group
+            spec["tags"] = wandb_tags(spec.get("tags"))
             Path(spec["save_dir"]).mkdir(parents=True, exist_ok=True)
             os.environ.setdefault("WANDB_SILENT", "true")
         try:

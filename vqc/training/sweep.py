@@ -12,7 +12,9 @@ isolates its jobs' failures:
   and ``sweep_summary.json`` in the sweep folder are rewritten (atomically) from all of them:
   the job's number, swept overrides, status (``ok`` / ``failed``), metric, error, W&B state
   (``finished``, ``failed``, ``not started``: the job failed before its W&B run was created,
-  ``off``) and folder.
+  ``off``) and folder. Each PWA beside its floor (the best constant answer's) and lift: the
+  optimised metric (``metric``), and, read from the job's ``summary.json``, the test PWA of the
+  classifier (``test_pwa``) and of the whole inspection (``inspection_pwa``).
 - At the end of the sweep the table is printed and, when any job failed, the command exits with
   status 1.
 
@@ -42,8 +44,11 @@ log = logging.getLogger("vqc")
 RESULT_FILE = "job_result.json"
 SUMMARY_CSV = "sweep_summary.csv"
 SUMMARY_JSON = "sweep_summary.json"
-COLUMNS = ("job", "status", "metric", "overrides", "error", "wandb", "wandb_run", "run_dir",
-           "seconds")
+#: Figures shown with their floor and lift (``NAME_floor``, ``NAME_lift``).
+SCORES = ("metric", "test_pwa", "inspection_pwa")
+COLUMNS = ("job", "status", *(f"{name}{part}" for name in SCORES
+                              for part in ("", "_floor", "_lift")),
+           "overrides", "error", "wandb", "wandb_run", "run_dir", "seconds")
 #: Exit status of a sweep in which at least one job failed.
 FAILED_EXIT_CODE = 1
 
@@ -128,6 +133,47 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def metric_floor(name: str | None, metrics: Any) -> float | None:
+    """The floor of metric ``name`` (a constant answer's score) among logged ``metrics``:
+    ``NAME_floor`` for a PWA, 1 for a cost ratio; ``None`` for other metrics."""
+    if not name:
+        return None
+    if name.endswith("cost_ratio"):
+        return 1.0
+    if name.endswith("pwa"):
+        value = metrics.get(f"{name}_floor") if hasattr(metrics, "get") else None
+        return None if value is None else _number(value)
+    return None
+
+
+def lift(name: str, value: Any, floor: Any) -> float | None:
+    """How far ``value`` is above its floor (for a cost ratio, below: lower is better)."""
+    value, floor = _number(value), _number(floor)
+    if value is None or floor is None:
+        return None
+    return floor - value if name.endswith("cost_ratio") else value - floor
+
+
+def _scores(row_metric: float | None, metric_name: str | None,
+            summary: dict[str, Any] | None) -> dict[str, float | None]:
+    """``metric``, ``test_pwa`` and ``inspection_pwa``, each with its ``_floor`` and ``_lift``."""
+    summary = summary or {}
+    test = summary.get("test") or {}
+    inspection = (summary.get("inspection") or {}).get("report") or {}
+    values = {
+        "metric": (row_metric, summary.get("metric_floor"), metric_name or ""),
+        "test_pwa": (test.get("pwa"), (test.get("floor") or {}).get("pwa"), "pwa"),
+        "inspection_pwa": (inspection.get("pwa"), (inspection.get("floor") or {}).get("pwa"),
+                           "pwa"),
+    }
+    out: dict[str, float | None] = {}
+    for key, (value, floor, name) in values.items():
+        out[key] = _number(value)
+        out[f"{key}_floor"] = _number(floor)
+        out[f"{key}_lift"] = lift(name, value, floor)
+    return out
+
+
 def _override_key(override: str) -> str:
     return override.split("=", 1)[0].lstrip("+~")
 
@@ -147,6 +193,38 @@ def swept_keys(config: DictConfig) -> list[str]:
     params = OmegaConf.select(config, "hydra.sweeper.params") or {}
     keys += [str(k) for k in params]
     return list(dict.fromkeys(keys))
+
+
+def _argv_swept_keys(argv: list[str]) -> list[str]:
+    """Keys swept on a command line (``a=1,2``), for jobs run where the sweep was started."""
+    try:
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        plain = [a for a in argv if not a.startswith("-")]
+        return [o.key_or_group for o in OverridesParser.create().parse_overrides(plain)
+                if o.is_sweep_override()]
+    except Exception:
+        return []
+
+
+def job_run_name(hydra_cfg: Any) -> str:
+    """A multirun job's run name: its swept values first, then the experiment
+    (``unfreeze=8,model=resnet101 · magnetic_tile``), so that a list that cuts long names
+    still tells the jobs apart. The swept keys come from the sweep's summary (written when the
+    sweep starts), else from the command line and the sweeper's parameters."""
+    sweep_dir = OmegaConf.select(hydra_cfg, "sweep.dir")
+    header = (read_summary(str(sweep_dir)) if sweep_dir else None) or {}
+    swept = list(header.get("swept") or [])
+    if not swept:
+        params = OmegaConf.select(hydra_cfg, "sweeper.params") or {}
+        swept = list(dict.fromkeys([*_argv_swept_keys(sys.argv[1:]), *map(str, params)]))
+    task = [str(o) for o in (OmegaConf.select(hydra_cfg, "overrides.task") or [])]
+    values = sorted((o for o in task if _override_key(o) in swept),
+                    key=lambda o: swept.index(_override_key(o)))
+    name = (",".join(values) or OmegaConf.select(hydra_cfg, "job.override_dirname")
+            or f"job{OmegaConf.select(hydra_cfg, 'job.num')}")
+    experiment = OmegaConf.select(hydra_cfg, "runtime.choices.experiment")
+    return f"{name} · {experiment}" if experiment else name
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -204,21 +282,53 @@ def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
 
     failed = sum(row.get("status") == "failed" for row in jobs)
     table = Table(title=f"Sweep: {len(jobs) - failed} ok, {failed} failed",
-                  caption=str(Path(sweep_dir) / SUMMARY_CSV))
-    for column in ("job", "status", "metric", "overrides", "W&B", "error", "folder"):
-        table.add_column(column, justify="right" if column in ("job", "metric") else "left")
+                  caption=f"{Path(sweep_dir) / SUMMARY_CSV}; floor: the best constant "
+                          "answer's score, lift: how far above it")
+    metric_name = next((row.get("optimized_metric") for row in jobs
+                        if row.get("optimized_metric")), None) or "metric"
+    # the test and inspection columns only when some job has them
+    shown = [key for key in SCORES
+             if key == "metric" or any(row.get(key) is not None for row in jobs)]
+    titles = {"metric": metric_name, "test_pwa": "test PWA", "inspection_pwa": "inspection PWA"}
+    table.add_column("job", justify="right")
+    table.add_column("overrides", min_width=12)
+    table.add_column("status")
+    for key in shown:
+        table.add_column(titles[key], justify="right")
+        table.add_column("floor", justify="right")
+        table.add_column("lift", justify="right")
+    for column in ("W&B", "error", "folder"):
+        table.add_column(column)
     for row in jobs:
-        metric = row.get("metric")
         error = row.get("error") or ""
+        scores = []
+        for key in shown:
+            scores += [_shown(row.get(key)), _shown(row.get(f"{key}_floor")),
+                       _shown_lift(row.get(f"{key}_lift"))]
         table.add_row(
-            str(row["job"]),
+            str(row["job"]), escape(row.get("overrides") or ""),
             "[green]ok[/green]" if row.get("status") == "ok" else "[red]failed[/red]",
-            "–" if metric is None else f"{metric:.4f}",
-            escape(row.get("overrides") or ""), row.get("wandb") or "",
+            *scores, row.get("wandb") or "",
             escape(error if len(error) <= 160 else error[:157] + "..."),
             escape(Path(row["run_dir"]).name) if row.get("run_dir") else "",
         )
-    Console().print(table)
+    console = Console()
+    if not console.is_terminal:  # a log file: room for every column
+        console.width = max(console.width, 160)
+    console.print(table)
+
+
+def _shown(value: Any) -> str:
+    number = _number(value)
+    return "–" if number is None else f"{number:.4f}"
+
+
+def _shown_lift(value: Any) -> str:
+    """A lift, red when the job is no better than a constant answer."""
+    number = _number(value)
+    if number is None:
+        return "–"
+    return f"[green]{number:+.4f}[/green]" if number > 0 else f"[red]{number:+.4f}[/red]"
 
 
 class SweepSummary(Callback):
@@ -281,11 +391,14 @@ class SweepSummary(Callback):
         shown = [o for o in overrides if _override_key(o) in swept] if swept else overrides
         wandb, wandb_run = wandb_state(config, job_dir, failed=failure is not None)
         started = self._started.pop(_key(job_dir), None)
+        metric_name = OmegaConf.select(config, "optimized_metric")
+        scores = _scores(None if failure else _number(value), metric_name,
+                         None if failure else _read_json(job_dir / "summary.json"))
         row = {
             "job": int(config.hydra.job.num),
             "status": "failed" if failure else "ok",
-            "metric": None if failure else _number(value),
-            "optimized_metric": OmegaConf.select(config, "optimized_metric"),
+            **scores,
+            "optimized_metric": metric_name,
             "overrides": " ".join(shown),
             "error": failure["error"] if failure else None,
             "wandb": wandb,
@@ -321,5 +434,5 @@ class SweepSummary(Callback):
             sys.exit(FAILED_EXIT_CODE)
 
 
-__all__ = ["SweepSummary", "isolates_failures", "read_summary", "record_failure",
-           "wandb_state", "write_summary"]
+__all__ = ["SweepSummary", "isolates_failures", "job_run_name", "lift", "metric_floor",
+           "read_summary", "record_failure", "wandb_state", "write_summary"]

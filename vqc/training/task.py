@@ -8,6 +8,7 @@ import math
 import os
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
+from vqc.training.review import define_best_metrics, log_inspection, log_run_files
+from vqc.training.sweep import metric_floor
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +145,14 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     check_launch(trainer)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    define_best_metrics(loggers)
     warnings = [w for w in (random_frozen_warning(module.model),) if w]
     for text in warnings:
         log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    floor = metric_floor(cfg.get("optimized_metric"), trainer.callback_metrics)
     tester = trainer
     if trainer.world_size > 1:  # test, inspector and files on rank 0, in one process
         tester = rank_zero_tester(trainer, cfg.trainer, loggers)
@@ -170,8 +175,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
     if summary["metric"] is None and tester is not trainer:
         summary["metric"] = _metric(tester, metric_name, None)
+    summary["metric_floor"] = floor
     summary["wandb_dir"] = _wandb_dir(loggers)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    log_run_files(loggers, run_dir, summary, cfg)
     return summary
 
 
@@ -237,14 +244,16 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     path = inspector.save(run_dir / "inspector.safetensors")
     return {"inspector": str(path),
             **report_inspection(cfg, inspector, datamodule, run_dir, warnings or [],
-                                module.loggers, module.current_epoch)}
+                                module.loggers, module.current_epoch, module.global_step)}
 
 
 def report_inspection(cfg: DictConfig, inspector: Any, datamodule: Any, run_dir: Path,
                       warnings: list[str], loggers: list[Any],
-                      step: int = 0) -> dict[str, Any]:
+                      step: int = 0, global_step: int = 0) -> dict[str, Any]:
     """Score the whole inspection on the test set: ``inspection_report.md``,
-    ``test_predictions.csv`` and the inspection's pictures (nothing without a test set)."""
+    ``test_predictions.csv``, the inspection's pictures and its W&B review (nothing without a
+    test set). ``step``: the epoch the pictures are filed under; ``global_step``: the W&B
+    step of the review."""
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         return {}
     result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
@@ -253,6 +262,7 @@ def report_inspection(cfg: DictConfig, inspector: Any, datamodule: Any, run_dir:
     from vqc.io import write_csv_atomic
 
     write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
+    log_inspection(loggers, result, datamodule.test_frame, datamodule.cache, global_step, cfg)
     if cfg.figures.enabled:
         from vqc.inspection.figures import inspection_figures, send_figures
 
@@ -298,11 +308,17 @@ def _wandb_dir(loggers: list[Any]) -> str | None:
     return None
 
 
-def run_task(cfg: DictConfig, run_name: str, group: str | None) -> dict[str, Any]:
-    """``train`` with the W&B run always closed (failed if the task raised)."""
+def run_task(cfg: DictConfig, run_name: str, group: str | None,
+             report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """``train`` with the W&B run always closed (failed if the task raised).
+
+    ``report`` shows the summary (rank 0) while the W&B run is open, so its log holds it too.
+    """
     failed = True
     try:
         summary = train(cfg, run_name, group)
+        if report is not None and not summary.get("rank"):
+            report(summary)
         failed = False
         return summary
     finally:
