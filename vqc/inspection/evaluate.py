@@ -13,6 +13,7 @@ from vqc.data.cache import ImageCache
 from vqc.data.dataset import frame_batches
 from vqc.inspection.inspector import Inspection, Inspector
 from vqc.metrics import ScoreReport, ScoringMetrics
+from vqc.progress import batch_rows, phase
 
 
 @dataclass
@@ -36,10 +37,11 @@ def run_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache,
                   batch_size: int = 64) -> tuple[list[Inspection], np.ndarray]:
     """Inspections of every row of ``frame`` (cached, preprocessed images), and their codes."""
     results, codes = [], []
-    for images, batch_codes, libs in frame_batches(frame, cache, inspector.normalise,
-                                                   batch_size):
-        results.append(inspector(images, libs))
-        codes.append(batch_codes.numpy())
+    with phase("scoring", len(frame)) as step:
+        for images, batch_codes, libs in step.track(
+                frame_batches(frame, cache, inspector.normalise, batch_size), batch_rows):
+            results.append(inspector(images, libs))
+            codes.append(batch_codes.numpy())
     return results, np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
 
 

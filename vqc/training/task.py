@@ -28,9 +28,11 @@ from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import RunFigures, warn_unguarded
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
+from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
+from vqc.training.progress import log_progress
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     callbacks.append(RunFigures(out_dir=run_dir / "figures" if cfg.figures.enabled else None,
                                 every_n_epochs=int(cfg.figures.every_n_epochs),
                                 tsne=bool(cfg.figures.tsne)))
+    progress = log_progress(int(cfg.trainer.get("log_every_n_steps") or 0))
+    callbacks += [progress] if progress else []
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
     for logger in loggers:
@@ -181,7 +185,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
             + decisions_markdown(module.test_decisions), warnings))
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
-                                       warnings))
+                                       warnings, StageLimits.of(tester, datamodule)))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
@@ -208,12 +212,16 @@ def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -
 
 def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
                     best: str | None, run_dir: Path, tested: bool = False,
-                    warnings: list[str] | None = None) -> dict[str, Any]:
+                    warnings: list[str] | None = None,
+                    limits: StageLimits | None = None) -> dict[str, Any]:
     """Fit drift on the best weights, score the whole pipeline on test, save the artifact.
 
     ``tested``: the module already holds the best weights and the temperature fitted on
     validation (testing loads and calibrates them); otherwise they are loaded and fitted here.
+    ``limits``: the trainer's limits, which the drift fit, calibration, scoring and figures
+    keep to as well.
     """
+    limits = limits or StageLimits()
     if not tested:
         if best:
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -223,11 +231,13 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     model = model.cpu().eval()
     drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
     inspector = fit_inspector(model, datamodule, inspector_spec(cfg, module, datamodule),
-                              drift_cfg)
+                              drift_cfg, train_frame=limits.frame("train", datamodule.train_frame),
+                              val_frame=limits.frame("val", datamodule.val_frame))
     path = inspector.save(run_dir / "inspector.safetensors")
     out: dict[str, Any] = {"inspector": str(path)}
-    if datamodule.test_frame is not None and len(datamodule.test_frame):
-        result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
+    test_frame = limits.frame("test", datamodule.test_frame)
+    if test_frame is not None and len(test_frame):
+        result = evaluate_inspector(inspector, test_frame, datamodule.cache)
         out["inspection"] = result.to_dict()
         write_atomic(run_dir / "inspection_report.md", with_warnings(
             result.report.to_markdown("Test: the whole inspection (drift + classes)"),
@@ -238,7 +248,7 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         if cfg.figures.enabled:
             from vqc.inspection.figures import inspection_figures, send_figures
 
-            pictures = inspection_figures(inspector, result, datamodule.test_frame,
+            pictures = inspection_figures(inspector, result, test_frame,
                                           datamodule.cache, run_dir / "figures")
             send_figures(module.loggers, pictures, module.current_epoch)
     return out
