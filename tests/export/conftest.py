@@ -56,12 +56,12 @@ def per_lib_exported(per_lib_inspector, tmp_path_factory):
     return export_onnx(per_lib_inspector, tmp_path_factory.mktemp("onnx") / "per_lib.onnx")
 
 
-def make_two_detector_inspector(seed: int = 5, gate: bool = False) -> Inspector:
+def make_two_detector_inspector(seed: int = 5, gate: bool = False, pool: int = 1) -> Inspector:
     """Per-lib PaDiM and the pooled Gaussian, fitted and calibrated through the ensemble;
-    ``gate``: with a GOOD-only pooled Gaussian as the defect gate too."""
+    ``gate``: with a GOOD-only pooled Gaussian as the defect gate too; ``pool``: PaDiM's."""
     model, spec = tiny_model_and_spec(seed, mean=[0.4], std=[0.2])
     entries = {"padim": ("padim", {"layers": ["block1", "block2"], "n_features": 12,
-                                   "fit_on": "per_lib"}),
+                                   "fit_on": "per_lib", "pool": pool}),
                "pooled": ("pooled", {})}
     roles = None
     if gate:
