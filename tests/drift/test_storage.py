@@ -39,7 +39,7 @@ def test_the_inspector_file_holds_upper_triangles_and_decides_alike(tmp_path):
     inspector = make_two_detector_inspector(gate=True)
     path = inspector.save(tmp_path / "new.safetensors")
     with safe_open(str(path), framework="pt") as handle:
-        names = set(handle.keys())  # noqa: SIM118
+        names = set(handle.keys())
     assert "drift.padim.inv_covariance_upper" in names
     assert "drift.pooled.inv_covariance_upper" in names
     assert not any(name.endswith(".inv_covariance") for name in names)
@@ -77,6 +77,6 @@ def test_a_second_format_file_with_full_matrices_still_loads_and_decides_alike(t
 def test_a_bad_pool_is_refused(pool):
     from vqc.drift import PadimConfig
 
-    with pytest.raises(ConfigError, match="drift.pool"):
+    with pytest.raises(ConfigError, match=r"drift\.pool"):
         PadimConfig(pool=pool)
     assert asdict(PadimConfig())["pool"] == 1

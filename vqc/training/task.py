@@ -24,6 +24,7 @@ from vqc.inspection.inspector import InspectorSpec
 from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
+from vqc.metrics.render import classifier_title
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import RunFigures, warn_unguarded
@@ -180,8 +181,9 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
                     weights_only=True, verbose=False)
         summary["test"] = module.test_report.to_dict()
         summary["test_decisions"] = {rule: r.to_dict() for rule, r in module.test_decisions.items()}
+        summary["decision"] = str(cfg.module.decision)
         write_atomic(run_dir / "test_report.md", with_warnings(
-            module.test_report.to_markdown("Test") + "\n"
+            module.test_report.to_markdown(classifier_title(cfg.module.decision)) + "\n"
             + decisions_markdown(module.test_decisions), warnings))
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
@@ -239,9 +241,8 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     if test_frame is not None and len(test_frame):
         result = evaluate_inspector(inspector, test_frame, datamodule.cache)
         out["inspection"] = result.to_dict()
-        write_atomic(run_dir / "inspection_report.md", with_warnings(
-            result.report.to_markdown("Test: the whole inspection (drift + classes)"),
-            warnings or []))
+        write_atomic(run_dir / "inspection_report.md", with_warnings(result.to_markdown(),
+                                                                      warnings or []))
         from vqc.io import write_csv_atomic
 
         write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
