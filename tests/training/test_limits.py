@@ -1,4 +1,5 @@
-"""A limited trainer limits the steps after training too: drift fit, calibration, scoring."""
+"""A limited trainer limits the steps after training too: drift fit, calibration, scoring;
+and what a whole run reports and logs."""
 
 import logging
 import re
@@ -75,11 +76,21 @@ def test_fast_dev_run_reads_one_batch_after_training_too(tiny_csv_set, tmp_path,
 
 
 def test_an_unlimited_run_reads_every_image(tiny_csv_set, tmp_path, caplog):
+    run = tmp_path / "run"
     cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "trainer.max_epochs=1",
-                              "figures.enabled=false"), tmp_path / "run")
+                              "figures.enabled=false", "module.decision=bayes"), run)
     with caplog.at_level(logging.INFO, logger="vqc"):
         summary = train(cfg)
     (padim,) = list(Inspector.load(summary["inspector"]).drift)
+    # the reports: the whole inspection first, the classifier alone named by its rule
+    inspection = (run / "inspection_report.md").read_text()
+    assert inspection.startswith("## Test: the whole inspection (drift detector + classifier)")
+    assert "| classifier alone (argmax) |" in inspection
+    assert inspection.index("| whole inspection |") < inspection.index("in detail")
+    assert (run / "test_report.md").read_text().startswith(
+        "## Test: classifier alone (least-cost rule)")
+    assert summary["decision"] == "bayes"
+    assert {"known_macro_recall", "drift_recall"} <= set(summary["inspection"]["report"])
     phases = _phases(caplog)
     assert phases["drift fit"] == int(padim.count[0]) > 4
     assert phases["scoring"] == 12  # 3 per class, drift included
