@@ -42,9 +42,9 @@ HEADLINE = {"cost_ratio": "ratio", "pwa": "pwa", "floor_pwa": "pwa",
             "macro_recall": "fraction", "escapes": "images", "good_flagged": "fraction",
             "drift_auroc": "auroc", "drift_caught": "fraction", "false_drift": "fraction",
             "minutes": "min"}
-REPORT_KEYS = ("pwa", "floor", "cost_ratio", "macro_recall", "accuracy", "escapes",
-               "defect_images", "escape_rate", "false_alarms", "good_images",
-               "false_alarm_rate")
+REPORT_KEYS = ("pwa", "floor", "cost_ratio", "macro_recall", "known_macro_recall",
+               "drift_recall", "accuracy", "escapes", "defect_images", "escape_rate",
+               "false_alarms", "good_images", "false_alarm_rate")
 
 
 @dataclass(frozen=True)

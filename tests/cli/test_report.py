@@ -29,10 +29,13 @@ def test_training_summary(recorded: Console, tmp_path) -> None:
     p = torch.full((len(LABELS), 6), 0.1)
     p[:, 0] = 0.5
     decisions = compare_decisions(p, T)
+    whole = score_predictions(T, T)
     summary = json.loads(json.dumps({  # through JSON, as summary.json holds it
         "run_dir": str(tmp_path), "best_checkpoint": "best.ckpt", "optimized_metric": "val/pwa",
-        "metric": 0.5, "test": test.to_dict(),
+        "metric": 0.5, "test": test.to_dict(), "decision": "bayes",
         "test_decisions": {rule: r.to_dict() for rule, r in decisions.items()},
+        "inspection": {"report": whole.to_dict(), "classifier_only": test.to_dict(),
+                       "drift_auroc": 0.9, "false_drift_rate": 0.0, "drift_recall": 1.0},
     }))
     cli_report.print_training_summary(summary)
     text = recorded.export_text()
@@ -41,7 +44,12 @@ def test_training_summary(recorded: Console, tmp_path) -> None:
                   "Decision rules", f"{decisions['bayes'].pwa:.4f}",
                   "best checkpoint: best.ckpt (val/pwa = 0.5000)"):
         assert words in text, words
-    assert [t.title for t in cli_report.test_tables(summary["test"])][:2] == ["Test", "Per class"]
+    # the whole inspection is the headline, printed before the classifier alone, named by rule
+    headline = text.index("Test: the whole inspection (drift detector + classifier)")
+    assert headline < text.index("Test: classifier alone (least-cost rule)")
+    assert text.index("whole inspection ") < text.index("PWA (official)")
+    assert [t.title for t in cli_report.test_tables(summary["test"], "argmax")][:2] == [
+        "Test: classifier alone (argmax)", "Per class"]
 
 
 def test_inspection_beside_the_classifier_alone(recorded: Console) -> None:
@@ -53,5 +61,11 @@ def test_inspection_beside_the_classifier_alone(recorded: Console) -> None:
     text = recorded.export_text()
     assert "Test: the whole inspection (drift detector + classifier)" in text
     lines = {line.split("│")[1].strip(): line for line in text.splitlines() if "│" in line}
-    assert "1.0000" in lines["inspection"] and "0.7790" in lines["classifier alone (argmax)"]
+    assert "1.0000" in lines["whole inspection"] and "0.7790" in lines["classifier alone (argmax)"]
+    header = next(line for line in text.splitlines() if "known macro recall" in line)
+    assert header.index("known macro recall") < header.index("drift recall") \
+        < header.index("macro recall (all classes)")
+    # the classifier alone: known classes (1 + 2/3 + 1) / 6, Drift missed, all classes / 7
+    cells = [c.strip() for c in lines["classifier alone (argmax)"].split("│")]
+    assert cells[-4:-1] == ["0.4444", "0.0000", "0.3810"]
     assert "drift: AUROC 0.875, false-drift rate –, drift images caught 1.000" in text

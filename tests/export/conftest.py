@@ -56,14 +56,14 @@ def per_lib_exported(per_lib_inspector, tmp_path_factory):
     return export_onnx(per_lib_inspector, tmp_path_factory.mktemp("onnx") / "per_lib.onnx")
 
 
-def make_two_detector_inspector(seed: int = 5, gate: bool = False,
+def make_two_detector_inspector(seed: int = 5, gate: bool = False, pool: int = 1,
                                 quality: bool = False) -> Inspector:
     """Per-lib PaDiM and the pooled Gaussian, fitted and calibrated through the ensemble;
-    ``gate``: with a GOOD-only pooled Gaussian as the defect gate too; ``quality``: with the
-    image-quality detector as a third drift detector."""
+    ``gate``: with a GOOD-only pooled Gaussian as the defect gate too; ``pool``: PaDiM's;
+    ``quality``: with the image-quality detector as a third drift detector."""
     model, spec = tiny_model_and_spec(seed, mean=[0.4], std=[0.2])
     entries = {"padim": ("padim", {"layers": ["block1", "block2"], "n_features": 12,
-                                   "fit_on": "per_lib"}),
+                                   "fit_on": "per_lib", "pool": pool}),
                "pooled": ("pooled", {})}
     if quality:
         entries["quality"] = ("image_quality", {})

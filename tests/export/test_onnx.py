@@ -174,3 +174,27 @@ def test_the_image_quality_detector_exports_and_decides_alike(tmp_path):
     torch.testing.assert_close(ours.drift_score, theirs.drift_score, rtol=1e-4, atol=1e-5)
     assert theirs.is_drift[:2].all()
     assert theirs.drift_detector[:2] == ["quality", "quality"]
+
+
+@pytest.mark.parametrize("pool", [2, 5])  # 5: the 12x12 map has partial edge blocks
+def test_pooled_padim_positions_export_and_decide_alike(tmp_path, pool):
+    """Fewer PaDiM positions (``drift.pool``): the file shrinks, the ONNX graph decides alike,
+    the saved inspector reads back bit for bit."""
+    from tests.export.conftest import make_two_detector_inspector
+
+    full = make_two_detector_inspector(gate=True)
+    inspector = make_two_detector_inspector(gate=True, pool=pool)
+    padim = inspector.drift.detectors["padim"]
+    blocks = -(-12 // pool)  # block1 of a 24x24 input is 12x12
+    assert padim.mean.shape[-1] == blocks * blocks
+    path = export_onnx(inspector, tmp_path / "pooled.onnx")
+    images = inspector.normalise(_batch(6, 3, 1, seed=12))
+    libs = ["Die01", "Die02"] * 5
+    report = check_parity(inspector, path, images, libs)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    assert path.stat().st_size < export_onnx(full, tmp_path / "full.onnx").stat().st_size
+    saved = inspector.save(tmp_path / "pooled.safetensors")
+    loaded = Inspector.load(saved)
+    a, b = inspector(images, libs), loaded(images, libs)
+    assert torch.equal(a.drift_score, b.drift_score) and torch.equal(a.decision, b.decision)
+    assert saved.stat().st_size < full.save(tmp_path / "full.safetensors").stat().st_size

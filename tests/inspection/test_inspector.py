@@ -42,7 +42,7 @@ def test_artifact_round_trip_gives_the_same_decisions(inspector, tmp_path):
     assert torch.equal(a.decision, b.decision)
     torch.testing.assert_close(a.drift_score, b.drift_score)
     torch.testing.assert_close(a.probabilities, b.probabilities)
-    assert loaded.spec.versions["format"] == "2"
+    assert loaded.spec.versions["format"] == "3"
     assert not list(tmp_path.glob(".*.tmp"))
 
 

@@ -149,3 +149,32 @@ def test_to_json(report: ScoreReport) -> None:
     assert data["floor"]["code"] == 4
     assert data["per_class"][1]["precision"] is None
     assert data["pwa"] == pytest.approx(MISTAKES_PWA_OFFICIAL)
+
+
+def test_known_class_recall_and_drift_recall_stand_apart(report: ScoreReport) -> None:
+    """Macro recall averages the drift class in; the known classes' mean leaves it out."""
+    from vqc.metrics import render
+
+    # recall [0, 0, 1, 0, 2/3, 1 | Drift 0]: known (8/3) / 6, all classes (8/3) / 7
+    assert report.known_macro_recall == pytest.approx((8 / 3) / 6)
+    assert report.drift_recall == 0.0
+    data = report.to_dict()
+    assert data["known_macro_recall"] == pytest.approx(0.4444, abs=1e-4)
+    assert data["drift_recall"] == 0.0 and data["macro_recall"] == pytest.approx(0.3810, abs=1e-4)
+    assert ScoreReport.from_dict(data).known_macro_recall == report.known_macro_recall
+    assert report.scalars("test/")["test/known_macro_recall"] == report.known_macro_recall
+    rows = dict(render.summary_rows(report))
+    assert rows["macro recall, known classes"] == "0.4444"
+    assert rows["drift recall (Drift images decided Drift)"] == "0.0000"
+    assert rows["macro recall, all classes (Drift included)"] == "0.3810"
+    assert "macro recall" not in rows
+
+
+def test_without_drift_images_one_macro_recall_row() -> None:
+    from vqc.metrics import render
+
+    report = ScoreReport.from_confusion(torch.eye(7, dtype=torch.long) * torch.tensor(
+        [2, 1, 1, 1, 1, 1, 0]), "official")
+    rows = dict(render.summary_rows(report))
+    assert rows["macro recall"] == "1.0000" and report.known_macro_recall == 1.0
+    assert math.isnan(report.drift_recall)  # no Drift image to recall

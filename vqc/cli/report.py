@@ -11,32 +11,46 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from vqc.metrics.render import DECISIONS_TITLE, num, print_comparison, print_report, report_tables
+from vqc.metrics.render import (
+    DECISIONS_TITLE,
+    INSPECTION_TITLE,
+    classifier_title,
+    drift_line,
+    inspection_section,
+    num,
+    print_comparison,
+    print_report,
+    report_tables,
+    rich_table,
+)
 from vqc.metrics.report import ScoreReport
 
 console = Console()
 
-#: Titles of the tables at the end of a training run.
-TEST_TITLE = "Test"
-INSPECTION_TITLE = "Test: the whole inspection (drift detector + classifier)"
+#: Title of the classifier's test tables when the summary does not name its rule.
+TEST_TITLE = classifier_title(None)
+__all__ = ["INSPECTION_TITLE", "TEST_TITLE", "print_inspection", "print_training_summary",
+           "test_tables"]
 
 
-def test_tables(test: dict[str, Any]) -> list[Table]:
+def test_tables(test: dict[str, Any], rule: str | None = None) -> list[Table]:
     """The tables of a test report dict (summary, per class, confusion matrices)."""
-    return report_tables(ScoreReport.from_dict(test), TEST_TITLE)
+    return report_tables(ScoreReport.from_dict(test), classifier_title(rule))
 
 
 def print_training_summary(summary: dict[str, Any]) -> None:
+    """The whole inspection first (the figures to quote), then the classifier alone."""
+    inspection = summary.get("inspection")
+    if inspection:
+        print_inspection(inspection)
     test = summary.get("test")
     if test:
-        print_report(console, ScoreReport.from_dict(test), TEST_TITLE)
+        print_report(console, ScoreReport.from_dict(test),
+                     classifier_title(summary.get("decision")))
         decisions = summary.get("test_decisions") or {}
         if decisions:
             print_comparison(console, {rule: ScoreReport.from_dict(d)
                                        for rule, d in decisions.items()}, DECISIONS_TITLE)
-    inspection = summary.get("inspection")
-    if inspection:
-        print_inspection(inspection)
     console.print(f"best checkpoint: {summary.get('best_checkpoint')} "
                   f"({summary.get('optimized_metric')} = {num(summary.get('metric'))})")
     console.print(f"run folder (pictures in figures/, summary.json): {summary['run_dir']}")
@@ -46,10 +60,9 @@ def print_training_summary(summary: dict[str, Any]) -> None:
 
 
 def print_inspection(inspection: dict[str, Any]) -> None:
-    """The whole pipeline (drift + classifier) on test, beside the classifier alone."""
-    reports = {"inspection": ScoreReport.from_dict(inspection["report"]),
-               "classifier alone (argmax)": ScoreReport.from_dict(inspection["classifier_only"])}
-    print_comparison(console, reports, INSPECTION_TITLE, label="")
-    console.print(f"drift: AUROC {num(inspection.get('drift_auroc'), 3)}, "
-                  f"false-drift rate {num(inspection.get('false_drift_rate'), 3)}, "
-                  f"drift images caught {num(inspection.get('drift_recall'), 3)}")
+    """The whole pipeline (drift + classifier) on test, beside the classifier alone (argmax)."""
+    console.print(rich_table(inspection_section(
+        ScoreReport.from_dict(inspection["report"]),
+        ScoreReport.from_dict(inspection["classifier_only"]))))
+    console.print(drift_line(inspection.get("drift_auroc"), inspection.get("false_drift_rate"),
+                             inspection.get("drift_recall")))

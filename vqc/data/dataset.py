@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from rich.progress import Progress
 from torch.utils.data import Dataset, Sampler
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from vqc.data.cache import ImageCache
 from vqc.errors import DataError
+from vqc.progress import phase
 
 log = logging.getLogger(__name__)
 
@@ -157,15 +157,14 @@ def warm_cache(cache: ImageCache, frame: pd.DataFrame, workers: int = 0,
         return failures
     job = _Job(cache)
     workers = min(workers, len(todo))
-    with Progress(transient=True) as progress:
-        task = progress.add_task(description, total=len(todo))
+    with phase(description, len(todo)) as step:
         if workers > 1:
             with ProcessPoolExecutor(max_workers=workers) as pool:
                 results = pool.map(job, todo, chunksize=16)
                 for path, error in results:
                     if error:
                         failures.append((path, error))
-                    progress.advance(task)
+                    step.advance()
             # Workers counted in their own processes; count their decodes here.
             cache.stats.decoded += len(todo) - len(failures)
         else:
@@ -173,7 +172,7 @@ def warm_cache(cache: ImageCache, frame: pd.DataFrame, workers: int = 0,
                 path, error = job(item)
                 if error:
                     failures.append((path, error))
-                progress.advance(task)
+                step.advance()
     return failures
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor, nn
 
+from vqc.drift.gaussian import pack_upper, unpack_upper
 from vqc.drift.threshold import (
     DEFAULT_TARGET_RATE,
     DriftThreshold,
@@ -161,6 +162,8 @@ class DriftDetector(ResizableBuffers):
     type_name: ClassVar[str] = ""
     #: The options' dataclass.
     config_type: ClassVar[type]
+    #: Buffers of symmetric matrices (last two dimensions), saved as their upper triangles.
+    symmetric_buffers: ClassVar[tuple[str, ...]] = ()
     #: Accepted values of ``fit_on``.
     fit_on_choices: ClassVar[tuple[str, ...]] = ("all", "good")
 
@@ -341,9 +344,17 @@ class DriftDetector(ResizableBuffers):
                 "threshold": None if self.threshold is None else self.threshold.to_dict()}
 
     def tensors(self) -> dict[str, Tensor]:
-        """The buffers, on the CPU and contiguous (safetensors-ready)."""
+        """The buffers, on the CPU and contiguous (safetensors-ready); an exactly symmetric
+        one of :attr:`symmetric_buffers` as its upper triangle, ``<name>_upper`` (half the
+        bytes, read back bit for bit)."""
         self.check_fitted()
-        return {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        out = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        for name in self.symmetric_buffers:
+            matrices = out.get(name)
+            if matrices is not None and matrices.ndim >= 2 and matrices.shape[-1] > 1 \
+                    and torch.equal(matrices, matrices.transpose(-2, -1)):
+                out[f"{name}_upper"] = pack_upper(out.pop(name))
+        return out
 
     def save(self, path: str | Path) -> None:
         """One ``.safetensors`` file: the buffers, with :meth:`describe` as metadata."""
@@ -375,6 +386,10 @@ class DriftDetector(ResizableBuffers):
     def restore(self, description: Mapping[str, Any], state: Mapping[str, Tensor]) -> None:
         """Load a :meth:`describe` dictionary and the buffers."""
         self.set_meta(description.get("meta") or {})
-        self.load_state_dict(dict(state))
+        state = dict(state)
+        for name in self.symmetric_buffers:
+            if f"{name}_upper" in state:
+                state[name] = unpack_upper(state.pop(f"{name}_upper"))
+        self.load_state_dict(state)
         threshold = description.get("threshold")
         self.threshold = None if threshold is None else DriftThreshold.from_dict(threshold)

@@ -170,7 +170,7 @@ class StreamingGaussian:
         for start in range(0, positions, step):
             covariance = self.scatter[start : start + step] / (self.count - 1)
             covariance.diagonal(dim1=-2, dim2=-1).add_(eps)
-            inverse[start : start + step] = cholesky_inverse(covariance)
+            inverse[start : start + step] = symmetric(cholesky_inverse(covariance))
         return GaussianStats(
             mean=self.mean.t().to(torch.float32).contiguous(),
             inv_covariance=inverse,
@@ -207,6 +207,36 @@ def cholesky_inverse(matrices: torch.Tensor) -> torch.Tensor:
     identity = torch.eye(matrices.shape[-1], dtype=matrices.dtype, device=matrices.device)
     lower_inv = torch.linalg.solve_triangular(lower, identity.expand_as(lower), upper=False)
     return lower_inv.transpose(-2, -1) @ lower_inv
+
+
+def symmetric(matrices: torch.Tensor) -> torch.Tensor:
+    """``matrices`` made exactly symmetric: the upper triangle mirrored onto the lower one.
+
+    An inverse computed in floating point is symmetric only to rounding; made exactly so, it
+    is stored as its upper triangle (:func:`pack_upper`) and read back bit for bit.
+    """
+    upper = torch.triu(matrices)
+    return upper + torch.triu(matrices, diagonal=1).transpose(-2, -1)
+
+
+def pack_upper(matrices: torch.Tensor) -> torch.Tensor:
+    """The upper triangles ``(..., C*(C+1)/2)`` of ``(..., C, C)`` matrices, row by row."""
+    channels = matrices.shape[-1]
+    rows, cols = torch.triu_indices(channels, channels, device=matrices.device)
+    return matrices[..., rows, cols].contiguous()
+
+
+def unpack_upper(packed: torch.Tensor) -> torch.Tensor:
+    """The symmetric matrices ``(..., C, C)`` whose upper triangles :func:`pack_upper` gave."""
+    size = packed.shape[-1]
+    channels = round(((8 * size + 1) ** 0.5 - 1) / 2)
+    if channels * (channels + 1) // 2 != size:
+        raise ValueError(f"{size} values are not the upper triangle of a square matrix")
+    rows, cols = torch.triu_indices(channels, channels, device=packed.device)
+    out = packed.new_zeros((*packed.shape[:-1], channels, channels))
+    out[..., rows, cols] = packed
+    out[..., cols, rows] = packed
+    return out
 
 
 def mahalanobis(

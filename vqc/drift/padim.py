@@ -39,7 +39,10 @@ class PadimConfig:
     Gaussian per lib, plus a global one for libs never seen), ``good_per_lib`` (both).
     ``sigma``: Gaussian smoothing of the map before the maximum (0: none), in pixels of the map,
     or of the input image when ``upsample`` (the map is first resized to the image, as anomalib
-    and the challenge baseline do with ``sigma=4``).
+    and the challenge baseline do with ``sigma=4``). ``pool``: the embedding averaged over
+    ``pool x pool`` blocks of positions before the Gaussians (1: none): ``pool**2`` times fewer
+    Gaussians to store (an edge block of a map not divisible by ``pool`` averages what it
+    covers).
     """
 
     layers: tuple[str, ...] = ("layer1", "layer2", "layer3")
@@ -51,6 +54,7 @@ class PadimConfig:
     eps: float = DEFAULT_EPS
     sigma: float = 0.0
     upsample: bool = False
+    pool: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "layers", tuple(self.layers))
@@ -60,6 +64,8 @@ class PadimConfig:
             raise ConfigError(f"drift.sigma must be >= 0, got {self.sigma!r}")
         if self.eps <= 0:
             raise ConfigError(f"drift.eps must be > 0, got {self.eps!r}")
+        if isinstance(self.pool, bool) or not isinstance(self.pool, int) or self.pool < 1:
+            raise ConfigError(f"drift.pool must be an integer >= 1, got {self.pool!r}")
 
     @property
     def good_only(self) -> bool:
@@ -81,6 +87,7 @@ class PadimDetector(DriftDetector):
 
     config_type = PadimConfig
     fit_on_choices = FIT_ON
+    symmetric_buffers = ("inv_covariance",)
 
     def __init__(
         self,
@@ -151,9 +158,13 @@ class PadimDetector(DriftDetector):
         return super().outputs_of(inputs, image_size)
 
     def embed(self, inputs: Inputs) -> Tensor:
-        """PaDiM embedding ``(B, n_features, H, W)``."""
+        """PaDiM embedding ``(B, n_features, H, W)`` (``H, W`` divided by ``pool``)."""
         maps = self.outputs_of(inputs).maps
-        return self.embedding({name: m.detach() for name, m in maps.items()})
+        embedding = self.embedding({name: m.detach() for name, m in maps.items()})
+        if self.config.pool > 1:
+            embedding = torch.nn.functional.avg_pool2d(embedding, self.config.pool,
+                                                       ceil_mode=True)
+        return embedding
 
     # -- fitting -----------------------------------------------------------------------------
     def reset_accumulators(self) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from vqc.drift.base import DriftDetector, ForwardOutputs
-from vqc.drift.gaussian import cholesky_inverse, mahalanobis
+from vqc.drift.gaussian import cholesky_inverse, mahalanobis, symmetric
 from vqc.drift.registry import register
 from vqc.drift.threshold import DriftThreshold
 from vqc.errors import ConfigError, DataError
@@ -140,6 +140,7 @@ class PooledGaussian(DriftDetector):
     images. Buffers: ``mean (p,)``, ``inv_covariance (p, p)``, ``shrinkage ()``, ``count ()``."""
 
     config_type = PooledConfig
+    symmetric_buffers = ("inv_covariance",)
 
     def __init__(self, config: PooledConfig | None = None,
                  threshold: DriftThreshold | None = None, **options: object) -> None:
@@ -181,7 +182,7 @@ class PooledGaussian(DriftDetector):
             raise DataError("pooled drift detector: the covariance of the pooled features is "
                             "singular; raise drift.eps or set drift.shrinkage") from err
         self.mean = moments.mean().to(torch.float32)
-        self.inv_covariance = inverse.to(torch.float32)
+        self.inv_covariance = symmetric(inverse.to(torch.float32))
         self.shrinkage = torch.tensor(shrinkage, dtype=torch.float64)
         self.count = torch.tensor(moments.count, dtype=torch.int64)
 

@@ -13,6 +13,8 @@ from vqc.data.cache import ImageCache
 from vqc.data.dataset import frame_batches
 from vqc.inspection.inspector import Inspection, Inspector
 from vqc.metrics import ScoreReport, ScoringMetrics
+from vqc.metrics.render import inspection_markdown
+from vqc.progress import batch_rows, phase
 
 
 @dataclass
@@ -20,11 +22,16 @@ class InspectionReport:
     """Decisions of the whole pipeline on a test table, and how well drift was told apart."""
 
     report: ScoreReport
-    classifier_only: ScoreReport
+    classifier_only: ScoreReport     # the classifier's argmax, drift never decided
     drift_auroc: float | None        # drift score separating open-set images from the rest
     false_drift_rate: float | None   # known-class images flagged as drift
     drift_recall: float | None       # open-set images flagged as drift
     predictions: pd.DataFrame        # one row per image: decision, reason, scores
+
+    def to_markdown(self) -> str:
+        """The whole inspection first, beside the classifier alone (argmax), then in detail."""
+        return inspection_markdown(self.report, self.classifier_only, self.drift_auroc,
+                                   self.false_drift_rate, self.drift_recall, "argmax")
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": self.report.to_dict(), "classifier_only": self.classifier_only.to_dict(),
@@ -36,10 +43,11 @@ def run_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache,
                   batch_size: int = 64) -> tuple[list[Inspection], np.ndarray]:
     """Inspections of every row of ``frame`` (cached, preprocessed images), and their codes."""
     results, codes = [], []
-    for images, batch_codes, libs in frame_batches(frame, cache, inspector.normalise,
-                                                   batch_size):
-        results.append(inspector(images, libs))
-        codes.append(batch_codes.numpy())
+    with phase("scoring", len(frame)) as step:
+        for images, batch_codes, libs in step.track(
+                frame_batches(frame, cache, inspector.normalise, batch_size), batch_rows):
+            results.append(inspector(images, libs))
+            codes.append(batch_codes.numpy())
     return results, np.concatenate(codes) if codes else np.zeros(0, dtype=np.int64)
 
 

@@ -31,6 +31,7 @@ from vqc.drift.smoothing import resize_bilinear
 from vqc.inspection.evaluate import InspectionReport
 from vqc.inspection.inspector import Inspector
 from vqc.plotting import save_figure, send_figure, tsne_figure, unit_range
+from vqc.progress import Phase, phase
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class _Pass:
 
 
 def _gather(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache, wanted: set[int],
-            embed: bool, batch_size: int) -> _Pass:
+            embed: bool, batch_size: int, step: Phase | None = None) -> _Pass:
     found = _Pass()
     if not (embed or wanted):
         return found
@@ -244,6 +245,8 @@ def _gather(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache, wanted
             for row, i, layer in zip(rows, local, batch_maps, strict=True):
                 found.pictures[row], found.maps[row] = raw[i], layer
         start += len(raw)
+        if step is not None:
+            step.advance(len(raw))
     return found
 
 
@@ -281,7 +284,14 @@ def inspection_figures(inspector: Inspector, report: InspectionReport, frame: pd
     flagged as drift with the highest scores (at most ``max_overlays``), the anomaly maps.
     Without a drift detector only the t-SNE is made; with fewer than 5 images, no t-SNE.
     """
-    out_dir = Path(out_dir)
+    with phase("figures", len(frame)) as step:
+        return _figures(inspector, report, frame, cache, Path(out_dir), max_overlays,
+                        batch_size, tsne_max_points, step)
+
+
+def _figures(inspector: Inspector, report: InspectionReport, frame: pd.DataFrame,
+             cache: ImageCache, out_dir: Path, max_overlays: int, batch_size: int,
+             tsne_max_points: int, step: Phase) -> dict[str, Path]:
     classes = inspector.classes
     predictions = report.predictions.reset_index(drop=True)
     if len(predictions) != len(frame):
@@ -290,7 +300,8 @@ def inspection_figures(inspector: Inspector, report: InspectionReport, frame: pd
     flagged = _flagged(predictions, classes) if scores is not None else np.array([], int)
     overlay_rows = _highest(flagged, scores, max_overlays) if len(flagged) else []
     want_tsne = len(frame) >= 5
-    found = _gather(inspector, frame, cache, set(overlay_rows), want_tsne, batch_size)
+    found = _gather(inspector, frame, cache, set(overlay_rows), want_tsne, batch_size,
+                    step)
     paths: dict[str, Path] = {}
     if overlay_rows:
         fig = _overlays(predictions, classes, scores, overlay_rows, found, len(flagged),

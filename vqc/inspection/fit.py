@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 
 from vqc.data.datamodule import VqcDataModule
@@ -14,6 +15,7 @@ from vqc.drift import ForwardOutputs, build_ensemble, drift_settings, forward_ou
 from vqc.errors import ConfigError
 from vqc.inspection.inspector import Inspector, InspectorSpec
 from vqc.models import Classifier
+from vqc.progress import batch_rows, phase
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,16 @@ def forward_batches(classifier: Classifier, batches: Iterable[Sequence[Any]],
 
 
 def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: InspectorSpec,
-                  drift_cfg: Mapping[str, Any] | None, batch_size: int = 64) -> Inspector:
+                  drift_cfg: Mapping[str, Any] | None, batch_size: int = 64,
+                  train_frame: pd.DataFrame | None = None,
+                  val_frame: pd.DataFrame | None = None) -> Inspector:
     """The inspector of ``classifier``; with drift enabled, its detectors fitted on the training
     table and calibrated on the validation table (the cached, preprocessed images, no
-    augmentation)."""
+    augmentation). ``train_frame``, ``val_frame``: part of those tables instead (a limited
+    run's)."""
     classifier.eval()
+    train_frame = datamodule.train_frame if train_frame is None else train_frame
+    val_frame = datamodule.val_frame if val_frame is None else val_frame
     drift = None
     if drift_cfg and drift_cfg.get("enabled", False):
         classes = datamodule.classes
@@ -43,15 +50,19 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
         drift = build_ensemble(settings.detectors, classifier, settings.target_rate,
                                settings.roles, settings.gate_rate)
         transform = datamodule.eval_transform
-        drift.fit(forward_batches(classifier, frame_batches(
-            datamodule.train_frame, datamodule.cache, transform, batch_size), drift.layers))
-        if datamodule.val_frame is None or len(datamodule.val_frame) == 0:
+        with phase("drift fit", len(train_frame)) as step:
+            drift.fit(forward_batches(classifier, step.track(frame_batches(
+                train_frame, datamodule.cache, transform, batch_size), batch_rows),
+                drift.layers))
+        if val_frame is None or len(val_frame) == 0:
             raise ConfigError("drift calibration needs a validation set (data.val_fraction > 0)")
-        threshold = drift.calibrate(
-            forward_batches(classifier, frame_batches(
-                datamodule.val_frame, datamodule.cache, transform, batch_size), drift.layers),
-            target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds,
-            good_code=classes.good_code)
+        with phase("drift calibration", len(val_frame)) as step:
+            threshold = drift.calibrate(
+                forward_batches(classifier, step.track(frame_batches(
+                    val_frame, datamodule.cache, transform, batch_size), batch_rows),
+                    drift.layers),
+                target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds,
+                good_code=classes.good_code)
         log.info("drift threshold %.4g (%s; detectors: %s; defect gate: %s)",
                  threshold.threshold, threshold.method, ", ".join(drift.drift_names),
                  ", ".join(drift.gate_names) or "none")

@@ -41,8 +41,9 @@ from vqc.inspection.base import (
 from vqc.models import Classifier, build_model, family_options
 
 FORMAT = "vqc-inspector"
-#: 2: several drift detectors (``spec.drift.detectors``); 1: one PaDiM (still read).
-FORMAT_VERSION = 2
+#: 3: symmetric matrices stored as upper triangles (``<name>_upper``), PaDiM's ``pool``;
+#: 2: several drift detectors (``spec.drift.detectors``); 1: one PaDiM (both still read).
+FORMAT_VERSION = 3
 
 
 def _versions() -> dict[str, str]:

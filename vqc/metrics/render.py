@@ -29,7 +29,24 @@ DECISIONS_TITLE = "Decision rules"
 CLASS_HEADER: tuple[str, ...] = ("code", "class", "images", "predicted", "recall", "precision",
                                  "F1", "PWA if always this class")
 COMPARISON_HEADER: tuple[str, ...] = ("PWA", "floor", "lift", "cost ratio", "escapes",
-                                      "false alarms", "macro recall")
+                                      "false alarms", "known macro recall", "drift recall",
+                                      "macro recall (all classes)")
+#: The classifier's own decision, named by its rule wherever a report shows it.
+RULE_NAMES = {"argmax": "argmax", "bayes": "least-cost rule"}
+#: Titles of the whole inspection's headline and of its detailed tables.
+INSPECTION_TITLE = "Test: the whole inspection (drift detector + classifier)"
+INSPECTION_DETAIL_TITLE = "The whole inspection in detail"
+WHOLE = "whole inspection"
+
+
+def classifier_alone(rule: str) -> str:
+    """``classifier alone (argmax)`` or ``classifier alone (least-cost rule)``."""
+    return f"classifier alone ({RULE_NAMES.get(rule, rule)})"
+
+
+def classifier_title(rule: str | None) -> str:
+    """The title of the classifier's test report: what decided, never just "Test"."""
+    return f"Test: {classifier_alone(rule)}" if rule else "Test: classifier alone"
 
 
 def num(value: float | None, digits: int = 4) -> str:
@@ -71,7 +88,7 @@ def summary_rows(report: ScoreReport) -> list[list[str]]:
         ["cost per image",
          f"{num(report.cost_per_image, 2)} (floor {num(report.floor_cost_per_image, 2)})"],
         ["accuracy", num(report.accuracy)],
-        ["macro recall", num(report.macro_recall)],
+        *recall_rows(report),
         ["macro F1", num(report.macro_f1)],
     ]
     if report.good_code is not None:
@@ -86,6 +103,19 @@ def summary_rows(report: ScoreReport) -> list[list[str]]:
                  f"{names[report.top_code]!r}: {pct(report.top_share)} of predictions, "
                  f"{pct(report.top_label_share)} of labels"])
     return rows
+
+
+def recall_rows(report: ScoreReport) -> list[list[str]]:
+    """Macro recall of the known classes and the open-set (drift) recall side by side, then the
+    macro recall of all classes, labelled as such; one ``macro recall`` row without an
+    open-set class in the labels."""
+    code = report.open_set_code
+    if code is None or not report.support[code]:
+        return [["macro recall", num(report.macro_recall)]]
+    name = report.class_names[code]
+    return [["macro recall, known classes", num(report.known_macro_recall)],
+            [f"drift recall ({name} images decided {name})", num(report.drift_recall)],
+            [f"macro recall, all classes ({name} included)", num(report.macro_recall)]]
 
 
 def summary_section(report: ScoreReport, title: str) -> Section:
@@ -124,9 +154,34 @@ def comparison_section(reports: Mapping[str, ScoreReport], title: str = DECISION
                        label: str = "decision") -> Section:
     """The headline figures of several reports on the same images, one row each."""
     rows = [[name, num(r.pwa), num(r.floor.pwa), signed(r.pwa_lift), num(r.cost_ratio, 3),
-             str(r.escapes), str(r.false_alarms), num(r.macro_recall)]
+             str(r.escapes), str(r.false_alarms), num(r.known_macro_recall),
+             num(r.drift_recall), num(r.macro_recall)]
             for name, r in reports.items()]
     return Section(title, (label, *COMPARISON_HEADER), rows)
+
+
+def inspection_section(whole: ScoreReport, alone: ScoreReport,
+                       alone_rule: str = "argmax") -> Section:
+    """The headline: the whole inspection, then the classifier alone (named by its rule)."""
+    return comparison_section({WHOLE: whole, classifier_alone(alone_rule): alone},
+                              INSPECTION_TITLE, label="")
+
+
+def drift_line(auroc: float | None, false_drift: float | None,
+               drift_recall: float | None) -> str:
+    return (f"drift: AUROC {num(auroc, 3)}, false-drift rate {num(false_drift, 3)}, "
+            f"drift images caught {num(drift_recall, 3)}")
+
+
+def inspection_markdown(whole: ScoreReport, alone: ScoreReport, auroc: float | None,
+                        false_drift: float | None, drift_recall: float | None,
+                        alone_rule: str = "argmax") -> str:
+    """The inspection report: the headline comparison and drift figures first, then the
+    whole inspection's tables."""
+    section = inspection_section(whole, alone, alone_rule)
+    return "\n".join([f"## {section.title}", "", *markdown_table(section), "",
+                      drift_line(auroc, false_drift, drift_recall), "",
+                      report_markdown(whole, INSPECTION_DETAIL_TITLE)])
 
 
 # --------------------------------------------------------------------------------- Markdown

@@ -12,7 +12,8 @@ is ``sum_i n_i C[i, j]`` for answer ``j``), and the *lift* over it:
   differences, which are squeezed near 1 by the ``N * max C`` normaliser, the ratio keeps its
   scale: 0.5 halves the cost whatever the floor.
 
-Beside them: accuracy, macro recall (the mean recall of the classes present in the labels),
+Beside them: accuracy, macro recall (the mean recall of the classes present in the labels;
+``known_macro_recall`` leaves the open-set class out, ``drift_recall`` is its own recall),
 per-class recall, precision and F1, macro F1, the confusion matrix (counts and row-normalised),
 defect escapes (a true defect predicted GOOD), false alarms (a true GOOD predicted anything else),
 the mean cost per image, and a collapse warning when one class takes more than a set share of
@@ -303,6 +304,20 @@ class ScoreReport:
     def floor_cost_per_image(self) -> float:
         return _ratio(self.floor.cost, self.n)
 
+    @property
+    def known_macro_recall(self) -> float:
+        """Mean recall of the known classes present in the labels: the open-set class (drift)
+        left out, which :attr:`macro_recall` averages in."""
+        known = [self.recall[i] for i, n in enumerate(self.support)
+                 if n and i != self.open_set_code]
+        return float(np.mean(known)) if known else math.nan
+
+    @property
+    def drift_recall(self) -> float:
+        """Recall of the open-set class: its images decided open-set (``nan`` without one)."""
+        code = self.open_set_code
+        return math.nan if code is None else float(self.recall[code])
+
     # ----------------------------------------------------------------------------- outputs
     def scalars(self, prefix: str = "") -> dict[str, float]:
         """Flat ``name -> number`` figures for a logger (per-class ones as ``recall/NAME``)."""
@@ -315,6 +330,8 @@ class ScoreReport:
             "floor_cost_per_image": self.floor_cost_per_image,
             "accuracy": self.accuracy,
             "macro_recall": self.macro_recall,
+            "known_macro_recall": self.known_macro_recall,
+            "drift_recall": self.drift_recall,
             "macro_f1": self.macro_f1,
             "escapes": float(self.escapes),
             "escape_rate": self.escape_rate,
@@ -334,6 +351,8 @@ class ScoreReport:
         """JSON-ready dict (``nan`` becomes ``None``)."""
         data = asdict(self)
         data["floor"]["pwa_lift"] = self.pwa_lift
+        data["known_macro_recall"] = self.known_macro_recall
+        data["drift_recall"] = self.drift_recall
         data["per_class"] = [
             {
                 "code": i,

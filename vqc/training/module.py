@@ -26,6 +26,7 @@ from vqc.metrics import (
     decide,
     sub_matrix,
 )
+from vqc.training.limits import limited_rows
 
 log = logging.getLogger(__name__)
 
@@ -234,10 +235,16 @@ class ClassifierModule(L.LightningModule):
         logits, targets = [], []
         was_training = self.training
         self.eval()
+        trainer = self._trainer  # None outside a trainer; limited runs read as much as it does
+        rows = limited_rows(getattr(trainer, "limit_val_batches", None),
+                            len(datamodule.val_frame), datamodule.batch_size)
         with torch.no_grad():
             for images, target in datamodule.val_dataloader():
                 logits.append(self(images.to(self.device)).float().cpu())
                 targets.append(target)
+                rows -= len(target)
+                if rows <= 0:
+                    break
         self.train(was_training)
         logits = torch.cat(logits)
         if not torch.isfinite(logits).all():

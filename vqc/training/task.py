@@ -25,13 +25,16 @@ from vqc.inspection.inspector import InspectorSpec
 from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
+from vqc.metrics.render import classifier_title
 from vqc.models import build_model
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
+from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
+from vqc.training.progress import log_progress
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
 from vqc.training.sweep import metric_floor
 
@@ -141,6 +144,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
+    progress = log_progress(int(cfg.trainer.get("log_every_n_steps") or 0))
+    callbacks += [progress] if progress else []
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
     for logger in loggers:
@@ -167,9 +172,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
     if tested:
         summary.update(test_checkpoint(tester, module, datamodule, best, run_dir, warnings))
+    summary["decision"] = str(cfg.module.decision)
     if cfg.get("inspector", True):
         summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
-                                       warnings))
+                                       warnings, StageLimits.of(tester, datamodule)))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
     summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
@@ -203,7 +209,7 @@ def test_checkpoint(tester: L.Trainer, module: ClassifierModule, datamodule: Any
     tester.test(module, datamodule=datamodule, ckpt_path=checkpoint or None,
                 weights_only=True, verbose=False)
     write_atomic(run_dir / "test_report.md", with_warnings(
-        module.test_report.to_markdown("Test") + "\n"
+        module.test_report.to_markdown(classifier_title(module.decision)) + "\n"
         + decisions_markdown(module.test_decisions), warnings))
     return {"test": module.test_report.to_dict(),
             "test_decisions": {rule: r.to_dict() for rule, r in module.test_decisions.items()}}
@@ -225,12 +231,16 @@ def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -
 
 def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
                     best: str | None, run_dir: Path, tested: bool = False,
-                    warnings: list[str] | None = None) -> dict[str, Any]:
+                    warnings: list[str] | None = None,
+                    limits: StageLimits | None = None) -> dict[str, Any]:
     """Fit drift on the best weights, score the whole pipeline on test, save the artifact.
 
     ``tested``: the module already holds the best weights and the temperature fitted on
     validation (testing loads and calibrates them); otherwise they are loaded and fitted here.
+    ``limits``: the trainer's limits, which the drift fit, calibration, scoring and figures
+    keep to as well.
     """
+    limits = limits or StageLimits()
     if not tested:
         if best:
             state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
@@ -240,34 +250,37 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     model = model.cpu().eval()
     drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
     inspector = fit_inspector(model, datamodule, inspector_spec(cfg, module, datamodule),
-                              drift_cfg)
+                              drift_cfg, train_frame=limits.frame("train", datamodule.train_frame),
+                              val_frame=limits.frame("val", datamodule.val_frame))
     path = inspector.save(run_dir / "inspector.safetensors")
     return {"inspector": str(path),
             **report_inspection(cfg, inspector, datamodule, run_dir, warnings or [],
-                                module.loggers, module.current_epoch, module.global_step)}
+                                module.loggers, module.current_epoch, module.global_step,
+                                limits)}
 
 
 def report_inspection(cfg: DictConfig, inspector: Any, datamodule: Any, run_dir: Path,
                       warnings: list[str], loggers: list[Any],
-                      step: int = 0, global_step: int = 0) -> dict[str, Any]:
+                      step: int = 0, global_step: int = 0,
+                      limits: StageLimits | None = None) -> dict[str, Any]:
     """Score the whole inspection on the test set: ``inspection_report.md``,
     ``test_predictions.csv``, the inspection's pictures and its W&B review (nothing without a
     test set). ``step``: the epoch the pictures are filed under; ``global_step``: the W&B
-    step of the review."""
-    if datamodule.test_frame is None or not len(datamodule.test_frame):
+    step of the review; ``limits``: the trainer's, which scoring and figures keep to."""
+    test_frame = (limits or StageLimits()).frame("test", datamodule.test_frame)
+    if test_frame is None or not len(test_frame):
         return {}
-    result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
-    write_atomic(run_dir / "inspection_report.md", with_warnings(
-        result.report.to_markdown("Test: the whole inspection (drift + classes)"), warnings))
+    result = evaluate_inspector(inspector, test_frame, datamodule.cache)
+    write_atomic(run_dir / "inspection_report.md", with_warnings(result.to_markdown(), warnings))
     from vqc.io import write_csv_atomic
 
     write_csv_atomic(result.predictions, run_dir / "test_predictions.csv", index=False)
-    log_inspection(loggers, result, datamodule.test_frame, datamodule.cache, global_step, cfg)
+    log_inspection(loggers, result, test_frame, datamodule.cache, global_step, cfg)
     if cfg.figures.enabled:
         from vqc.inspection.figures import inspection_figures, send_figures
 
         limit = cfg.get("debug_limits")
-        pictures = inspection_figures(inspector, result, datamodule.test_frame,
+        pictures = inspection_figures(inspector, result, test_frame,
                                       datamodule.cache, run_dir / "figures",
                                       tsne_max_points=int(limit) if limit else 2000)
         send_figures(loggers, pictures, step)

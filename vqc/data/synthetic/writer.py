@@ -37,6 +37,7 @@ from vqc.data.synthetic.plan import (
 )
 from vqc.data.synthetic.render import render_image
 from vqc.errors import ConfigError
+from vqc.progress import phase
 
 
 def _write_image(job: Job) -> str:
@@ -47,15 +48,17 @@ def _write_image(job: Job) -> str:
 
 
 def _write_images(jobs: list[Job], workers: int) -> None:
-    if workers == 1 or len(jobs) < 2:
-        for job in jobs:
-            _write_image(job)
-        return
-    # spawn: safe inside processes that already run threads (torch, Lightning).
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(min(workers, len(jobs))) as pool:
-        for _ in pool.imap_unordered(_write_image, jobs, chunksize=8):
-            pass
+    with phase("synthetic data", len(jobs)) as step:
+        if workers == 1 or len(jobs) < 2:
+            for job in jobs:
+                _write_image(job)
+                step.advance()
+            return
+        # spawn: safe inside processes that already run threads (torch, Lightning).
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(min(workers, len(jobs))) as pool:
+            for _ in pool.imap_unordered(_write_image, jobs, chunksize=8):
+                step.advance()
 
 
 def _write_csv(jobs: list[Job], path: Path) -> None:
