@@ -177,6 +177,6 @@ def test_labels_may_be_codes_or_names():
 
 def test_folder_without_images(tmp_path):
     (tmp_path / "good").mkdir()
-    Image.new("L", (4, 4)).save(tmp_path / "good" / "notes.gif")
+    (tmp_path / "good" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match="no images"):
         build_index(ClassFolders(root=str(tmp_path)), None)
