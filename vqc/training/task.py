@@ -31,6 +31,7 @@ from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
+from vqc.training.preflight import add_open_set, check_drift
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,9 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     if local_rank() == 0:  # other processes of a distributed run find the data prepared
         datamodule.prepare_data()
     datamodule.setup()
+    add_open_set(cfg, datamodule)
     module = build_module(cfg, datamodule)
+    early = check_drift(cfg, module.model)  # drift layers fit the model: fail now, not later
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c]
@@ -153,9 +156,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     check_launch(trainer)
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    warnings = [w for w in (random_frozen_warning(module.model),) if w]
+    warnings = [w for w in (random_frozen_warning(module.model), *early) if w]
     for text in warnings:
         log.warning("WARNING: %s", text)
+    warnings += datamodule.index.warnings  # logged when the data was read
     record_warnings(loggers, warnings)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
@@ -230,7 +234,7 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         result = evaluate_inspector(inspector, datamodule.test_frame, datamodule.cache)
         out["inspection"] = result.to_dict()
         write_atomic(run_dir / "inspection_report.md", with_warnings(
-            result.report.to_markdown("Test: the whole inspection (drift + classes)"),
+            result.to_markdown("Test: the whole inspection (drift + classes)"),
             warnings or []))
         from vqc.io import write_csv_atomic
 
