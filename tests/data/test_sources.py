@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 from tests.conftest import TINY_TABLE, tiny_image
 from vqc.classes import ClassSet
