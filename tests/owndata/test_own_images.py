@@ -149,3 +149,15 @@ def test_good_and_Good_are_one_class_with_a_warning(tmp_path, caplog):
     assert summary["test"]["class_names"] == ["good", "scratch"]
     merged = [w for w in summary["warnings"] if "class labels merged" in w]
     assert merged and "'Good ' -> 'good' (4 image(s))" in merged[0]
+
+
+def test_a_cost_matrix_without_the_drift_answer_is_refused_before_training(tmp_path,
+                                                                           monkeypatch):
+    import lightning
+
+    monkeypatch.setattr(lightning.Trainer, "fit", lambda *a, **k: pytest.fail("trained"))
+    root = write_folders(tmp_path / "parts")
+    with pytest.raises(ConfigError, match=r"module.cost_matrix is 2x2, for \['good', 'scratch'\]; "
+                                          r"with drift on and no 'drift' images .* give a 3x3"):
+        train(_cfg(_folders(root, tmp_path, "module.cost_matrix=[[0,1],[1,0]]"),
+                   tmp_path / "run"))
