@@ -53,3 +53,6 @@ def print_inspection(inspection: dict[str, Any]) -> None:
     console.print(f"drift: AUROC {num(inspection.get('drift_auroc'), 3)}, "
                   f"false-drift rate {num(inspection.get('false_drift_rate'), 3)}, "
                   f"drift images caught {num(inspection.get('drift_recall'), 3)}")
+    note = inspection.get("drift_note")
+    if note and inspection.get("drift_recall") is None:
+        console.print(note)  # why there is nothing to score
