@@ -119,17 +119,20 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
 
 
 def _paths_inside(base: Path, images: pd.Series, csv: Path, key: str | None) -> list[str]:
-    """Absolute paths of ``images`` under ``base``; a path that leaves it (``../``, an absolute
-    path elsewhere) is refused with its row: a CSV names images of its data set, nothing else.
-    Symlinks inside ``base`` are the data set's own and are followed."""
+    """Absolute paths of ``images``: relative ones under ``base``, where they must stay (a
+    ``../`` path leaving it is refused with its row); absolute ones as written, the CSV's
+    author's explicit choice. Symlinks inside ``base`` are the data set's own and followed."""
     top = Path(os.path.abspath(base))
     out = []
     for i, name in enumerate(images):
+        if Path(name).is_absolute():
+            out.append(str(Path(name).resolve()))
+            continue
         lexical = Path(os.path.normpath(top / name))
         if not lexical.is_relative_to(top):
             where = key or "the CSV's folder"
             raise DataError(f"{csv} row {csv_row(i)}: image path {name!r} leaves {where} "
-                            f"({top}); paths must stay inside it")
+                            f"({top}); relative paths must stay inside it")
         out.append(str(lexical.resolve()))
     return out
 
