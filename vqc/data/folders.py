@@ -74,6 +74,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
         raise DataError(f"{root}: data folder not found")
     extensions = image_extensions() if extensions is None else extensions
     notes = [] if notes is None else notes
+    first = len(notes)  # a second call (test_root) logs only its own notes
     subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
     splits = [(SPLIT_FOLDERS[p.name.lower()], p) for p in subdirs
               if p.name.lower() in SPLIT_FOLDERS]
@@ -116,7 +117,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
         shown = ", ".join(str(p.relative_to(root)) for p in other[:SHOWN])
         notes.append(f"{root}: {len(other)} file(s) left out: not in a class folder or not an "
                      f"image Pillow reads: {shown}{' ...' if len(other) > SHOWN else ''}")
-    for note in notes:
+    for note in notes[first:]:
         log.warning("%s", note)
     if not rows:
         raise DataError(f"{root}: no images in class folders (image files: "
