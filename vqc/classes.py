@@ -72,6 +72,19 @@ class ClassSet:
     ) -> ClassSet:
         return cls(tuple(names), open_set=open_set, good=good, aliases=dict(aliases or {}))
 
+    def with_open_set(self, name: str) -> ClassSet:
+        """These classes and, last, an open-set class ``name`` with no images: what an
+        inspector answers for drift on a data set that has no drift images to train or test
+        with (the trained classes keep their codes)."""
+        if self.open_set is not None:
+            return self
+        if name in self.names:
+            raise ConfigError(f"classes: {name!r} names a trained class and cannot be the "
+                              "open-set (drift) answer; set data.classes.open_set to another "
+                              "name")
+        return ClassSet((*self.names, name), open_set=name, good=self.good,
+                        aliases=self.aliases)
+
     def __len__(self) -> int:
         return len(self.names)
 

@@ -331,3 +331,22 @@ def _rule_problem(cfg: DictConfig, key: str) -> str | None:
     rule = next(r for r in RULES if r.key == key)
     return next(iter(rule.problems(cfg)), None)
 
+
+
+@check
+def drift_layers_of_the_model(cfg: DictConfig) -> Iterator[str]:
+    """Drift layers the model has (``vqc.drift.layers``), found before any data is read; the
+    model is built without weights. ``n_features`` is capped later, with a warning."""
+    drift = cfg.get("drift")
+    if not isinstance(drift, DictConfig) or not drift.get("enabled", False):
+        return
+    if not isinstance(cfg.get("model"), DictConfig) or not cfg.get("data"):
+        return
+    from vqc.drift.layers import check_drift_layers
+
+    try:
+        check_drift_layers(cfg)
+    except ConfigError as err:
+        yield str(err).splitlines()[0]
+    except Exception:
+        return  # anything else is the build's own business, reported when training starts

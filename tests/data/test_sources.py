@@ -4,7 +4,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from PIL import Image
 
 from tests.conftest import TINY_TABLE, tiny_image
 from vqc.classes import ClassSet
@@ -177,6 +176,6 @@ def test_labels_may_be_codes_or_names():
 
 def test_folder_without_images(tmp_path):
     (tmp_path / "good").mkdir()
-    Image.new("L", (4, 4)).save(tmp_path / "good" / "notes.gif")
+    (tmp_path / "good" / "notes.txt").write_text("not an image")
     with pytest.raises(DataError, match="no images"):
         build_index(ClassFolders(root=str(tmp_path)), None)

@@ -75,9 +75,10 @@ def read_index(images: Path, index: Path | None) -> pd.DataFrame:
         if not images.is_dir():
             raise DataError(f"{images}: image folder not found")
         names = sorted(p.name for p in images.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+                       and not p.name.startswith("."))  # hidden files, macOS "._x.png"
         if not names:
-            raise DataError(f"{images}: no images ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(f"{images}: no images ({', '.join(IMAGE_EXTENSIONS[:12])} ...)")
         frame = pd.DataFrame({"orig_index": range(len(names)), "filename": names,
                               "window": "", "lib": ""})
     dupes = frame["filename"][frame["filename"].duplicated()].unique().tolist()

@@ -66,3 +66,6 @@ def print_inspection(inspection: dict[str, Any]) -> None:
         ScoreReport.from_dict(inspection["classifier_only"]))))
     console.print(drift_line(inspection.get("drift_auroc"), inspection.get("false_drift_rate"),
                              inspection.get("drift_recall")))
+    note = inspection.get("drift_note")
+    if note and inspection.get("drift_recall") is None:
+        console.print(note)  # why there is nothing to score

@@ -6,6 +6,7 @@ those of one data layout, named by ``layout`` (see ``vqc.data.layouts``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
@@ -18,6 +19,8 @@ from vqc.data.datamodule import VqcDataModule
 from vqc.data.layouts import DataSource, build_source
 from vqc.data.preprocess import Preprocessor
 from vqc.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 #: Keys of the ``data`` config read by the loader; the others, but ``layout``, are the layout's.
 LOADER_KEYS = frozenset({"classes", "preprocess", "val_fraction", "group_by", "balanced",
@@ -57,6 +60,17 @@ def build_data_source(cfg: Mapping[str, Any]) -> DataSource:
     return build_source(cfg.get("layout"), keys)  # type: ignore[arg-type]
 
 
+def group_by(cfg: Mapping[str, Any]) -> str | None:
+    """``data.group_by``; unset, a CSV's group column (``data.columns.group``) is enough to
+    keep each group on one side of the split."""
+    chosen = cfg.get("group_by")
+    if chosen is None and (cfg.get("columns") or {}).get("group"):
+        log.info("grouping the validation split by the CSV's %r column (data.columns.group)",
+                 cfg["columns"]["group"])
+        return "group"
+    return chosen
+
+
 def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], Any]:
     from vqc.data.synthetic import ensure_generated
 
@@ -80,7 +94,7 @@ def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
         good=classes_cfg.get("good"),
         open_set=classes_cfg.get("open_set"),
         val_fraction=float(cfg.get("val_fraction", 0.2)),
-        group_by=cfg.get("group_by"),
+        group_by=group_by(cfg),
         balanced=bool(cfg.get("balanced", True)),
         batch_size=int(cfg.get("batch_size", 32)),
         num_workers=int(cfg.get("num_workers", 0)),

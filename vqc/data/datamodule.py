@@ -108,9 +108,7 @@ class VqcDataModule(L.LightningDataModule):
         index.train = self._drop_bad_images(index.train, index)
         if index.test is not None:
             index.test = self._drop_bad_images(index.test, index)
-        groups = None if self.group_by is None else index.train[self.group_by].to_numpy()
-        train_idx, val_idx = stratified_split(index.train["code"].to_numpy(), self.val_fraction,
-                                              self.seed, groups)
+        train_idx, val_idx = self._split(index.train)
         self.index = index
         self.train_frame = index.train.iloc[train_idx].reset_index(drop=True)
         self.val_frame = index.train.iloc[val_idx].reset_index(drop=True)
@@ -118,6 +116,17 @@ class VqcDataModule(L.LightningDataModule):
         self._check_trained_classes_present()
         if index.skipped:
             self._write_skipped(index.skipped)
+
+    def _split(self, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Rows that train and rows that validate: the source's own ``val`` rows (a ``val/``
+        folder, split ``val`` in a CSV) when it has some, else a stratified share."""
+        is_val = (train["split"] == "val").to_numpy(dtype=bool)
+        if is_val.any():
+            log.info("validating on the data set's own %d val image(s) (data.val_fraction "
+                     "unused)", int(is_val.sum()))
+            return np.flatnonzero(~is_val), np.flatnonzero(is_val)
+        groups = None if self.group_by is None else train[self.group_by].to_numpy()
+        return stratified_split(train["code"].to_numpy(), self.val_fraction, self.seed, groups)
 
     def _drop_bad_images(self, frame: pd.DataFrame, index: DataIndex) -> pd.DataFrame:
         failures = warm_cache(self.cache, frame, self.cache_workers)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from vqc.classes import ClassSet
+from vqc.data.labels import harmonise_labels
 from vqc.data.layouts import DataSource
 from vqc.errors import ConfigError, DataError
 
@@ -32,6 +33,8 @@ class DataIndex:
     train: pd.DataFrame
     test: pd.DataFrame | None
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    #: What a user should read about the data (labels merged, files left out), for the summary.
+    warnings: list[str] = field(default_factory=list)
 
     def counts(self, frame: pd.DataFrame | None) -> list[int]:
         if frame is None:
@@ -86,6 +89,8 @@ def build_index(source: DataSource, classes: ClassSet | None,
     name = source.name
     if len(train) == 0:
         raise DataError(f"{name}: the training set is empty (no training rows or images)")
+    preferred = [*(classes.names if classes is not None else ()), good, open_set]
+    (train, test), merged = harmonise_labels([train, test], preferred)
     if classes is None:
         labels = list(train["label"]) + ([] if test is None else list(test["label"]))
         classes = infer_classes(labels, good, open_set)
@@ -108,7 +113,8 @@ def build_index(source: DataSource, classes: ClassSet | None,
     _check_training_classes(train, classes, name)
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
-    return DataIndex(classes=classes, train=train, test=test, skipped=skipped)
+    notes = list(getattr(source, "notes", []) or []) + ([merged] if merged else [])
+    return DataIndex(classes=classes, train=train, test=test, skipped=skipped, warnings=notes)
 
 
 def _without_open_set(train: pd.DataFrame, classes: ClassSet) -> pd.DataFrame:

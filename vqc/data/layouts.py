@@ -25,7 +25,8 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from vqc.data.sources import read_challenge, read_class_folders, read_generic_csv
+from vqc.data.folders import read_class_folders
+from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
 
 #: Train table, and test table or ``None``.
@@ -99,7 +100,10 @@ def _required(value: str | None, name: str) -> str:
 
 
 def _by_split(table: pd.DataFrame, train_split: str, test_split: str, name: str) -> Tables:
-    """Train and test rows of one table by its ``split`` column (none: all train, no test)."""
+    """Train and test rows of one table by its ``split`` column (none: all train, no test).
+
+    Rows of split ``val`` stay in the train table, split ``val``: the data module validates on
+    them instead of holding out a share of the training rows."""
     if table["split"].isna().all():
         return table, None
     known = {train_split, test_split, "val"}
@@ -107,7 +111,7 @@ def _by_split(table: pd.DataFrame, train_split: str, test_split: str, name: str)
     if other:
         raise DataError(f"{name}: unknown split value(s) {other}; expected "
                         f"{train_split!r} or {test_split!r}")
-    train = table[table["split"] == train_split].reset_index(drop=True)
+    train = table[table["split"].isin([train_split, "val"])].reset_index(drop=True)
     test = table[table["split"] == test_split].reset_index(drop=True)
     return train, (test if len(test) else None)
 
@@ -176,15 +180,18 @@ class ClassFolders:
     test_root: str | None = None
     train_split: str = "train"
     test_split: str = "test"
+    #: What reading the folders left out, for the run's summary (filled by ``tables``).
+    notes: list[str] = field(default_factory=list, init=False)
 
     @property
     def name(self) -> str:
         return str(self.root or "data")
 
     def tables(self) -> Tables:
-        table = read_class_folders(_required(self.root, "root"))
+        self.notes = []
+        table = read_class_folders(_required(self.root, "root"), notes=self.notes)
         if self.test_root:
-            return table, read_class_folders(self.test_root)
+            return table, read_class_folders(self.test_root, notes=self.notes)
         return _by_split(table, self.train_split, self.test_split, str(self.root))
 
 

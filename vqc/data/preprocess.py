@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from vqc.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 ColorMode = Literal["L", "RGB"]
 ResizeMode = Literal["stretch", "letterbox"]
@@ -93,7 +96,9 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
     """Decode ``path`` into an 8-bit image of ``mode`` ("L" or "RGB").
 
     Palette, RGBA, 1-bit and 16-bit images are converted rather than rejected; 16-bit values
-    are scaled to 8 bits over the full 0..65535 range. Unreadable files raise ``DataError``.
+    are scaled to 8 bits over the full 0..65535 range, float ones by each image's own maximum
+    (logged once). Animated and multi-page images (GIF, WebP, TIFF) are refused: which frame
+    is the part is not for vqc to guess. Unreadable files raise ``DataError``.
     """
     path = Path(path)
     if not path.is_file():
@@ -108,7 +113,15 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
                     f"{path}: {width}x{height} = {width * height:,} pixels exceeds the limit of "
                     f"{max_pixels:,} (possible decompression bomb; raise preprocess.max_pixels)"
                 )
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if frames > 1 and image.format != "MPO":  # MPO: a camera JPEG and its previews
+                raise DataError(f"{path}: animated or multi-page image ({frames} frames); vqc "
+                                "reads single images: save the frame you mean as its own file")
             image.load()
+            if image.mode in RESCALING and image.mode not in _RESCALE_WARNED:
+                _RESCALE_WARNED.add(image.mode)
+                log.warning("%s: %s; other such files are rescaled the same way", path,
+                            RESCALING[image.mode])
             return _to_mode(image, mode)
     except Image.DecompressionBombError as err:
         raise DataError(f"{path}: refused as a possible decompression bomb ({err})") from err
@@ -117,6 +130,17 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
     except (OSError, SyntaxError, ValueError) as err:
         hint = "" if "truncated" in str(err) else "; the file may be truncated or corrupt"
         raise DataError(f"{path}: cannot decode image ({err}){hint}") from err
+
+
+#: How 32-bit images (PIL modes F and I) become 8-bit ones.
+RESCALING = {
+    "F": "32-bit float image divided by its own maximum (at least 1) into 0..255, negative "
+         "values clipped to 0: brightness is relative to each image",
+    "I": "32-bit integer image scaled from 0..65535 into 0..255 (kept as is when its values fit "
+         "in 0..255)",
+}
+#: Kinds of image whose rescaling was logged (once per kind and process).
+_RESCALE_WARNED: set[str] = set()
 
 
 def _to_mode(image: Image.Image, mode: ColorMode) -> Image.Image:

@@ -7,7 +7,8 @@ Three layouts are understood:
 * ``csv``: any CSV with an image column and a label column, optionally a split and a group
   column (column names configurable), image paths relative to a root folder;
 * ``folders``: one folder per class (``root/<class>/*``), or one folder per split holding those
-  (``root/train/<class>/*``, ``root/test/<class>/*``).
+  (``root/train/<class>/*``, ``root/val/<class>/*``, ``root/test/<class>/*``; see
+  ``vqc.data.folders``).
 
 Every reader returns a ``pandas.DataFrame`` with the columns of ``INDEX_COLUMNS``. Labels are
 kept as names here; ``vqc.data.index`` turns them into codes once the class list is known.
@@ -22,6 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from vqc.data.csvio import csv_row, read_csv
+from vqc.data.folders import image_extensions
 from vqc.errors import ConfigError, DataError
 
 #: path: absolute image path; filename: as written in the source; label: class name or None;
@@ -31,10 +33,12 @@ from vqc.errors import ConfigError, DataError
 INDEX_COLUMNS = ("path", "filename", "label", "lib", "window", "split", "group", "where",
                  "orig_index")
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+#: Every extension Pillow opens.
+IMAGE_EXTENSIONS = image_extensions()
 
 
-def _finish(frame: pd.DataFrame) -> pd.DataFrame:
+def finish_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The columns of ``INDEX_COLUMNS``, in order (``None`` where a layout has none)."""
     for column in INDEX_COLUMNS:
         if column not in frame.columns:
             frame[column] = None
@@ -76,7 +80,7 @@ def read_challenge(csv: str | os.PathLike[str], images: str | os.PathLike[str],
     if require_label:
         _require_labels(frame, csv)
     _check_duplicates(frame, "filename", str(csv))
-    return _finish(frame)
+    return finish_table(frame)
 
 
 def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] | None,
@@ -98,7 +102,7 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
     images = raw[names["image"]].astype(str).str.strip()
     frame = pd.DataFrame({
         "filename": images,
-        "path": [str((base / p).resolve()) for p in images],
+        "path": _paths_inside(base, images, csv, "data.root" if root is not None else None),
         "label": raw[names["label"]].map(_clean_label) if names["label"] in raw.columns else None,
         "where": [f"{csv} row {csv_row(i)}" for i in range(len(raw))],
         "orig_index": range(len(raw)),
@@ -111,34 +115,26 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
     if require_label:
         _require_labels(frame, csv)
     _check_duplicates(frame, "path", str(csv))
-    return _finish(frame)
+    return finish_table(frame)
 
 
-def read_class_folders(root: str | os.PathLike[str],
-                       extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> pd.DataFrame:
-    """``root/<class>/<image>``, or ``root/<split>/<class>/<image>`` for split folders."""
-    root = Path(root)
-    if not root.is_dir():
-        raise DataError(f"{root}: data folder not found")
-    split_dirs = [d for d in ("train", "val", "test") if (root / d).is_dir()]
-    layout = [(d, root / d) for d in split_dirs] if split_dirs else [(None, root)]
-    rows = []
-    for split, split_root in layout:
-        for class_dir in sorted(p for p in split_root.iterdir() if p.is_dir()):
-            for image in sorted(class_dir.rglob("*")):
-                if image.is_file() and image.suffix.lower() in extensions:
-                    rows.append({
-                        "path": str(image.resolve()),
-                        "filename": str(image.relative_to(root)),
-                        "label": class_dir.name,
-                        "split": split,
-                        "where": str(image),
-                    })
-    if not rows:
-        raise DataError(f"{root}: no images with extensions {list(extensions)} in class folders")
-    frame = pd.DataFrame(rows)
-    frame["orig_index"] = range(len(frame))
-    return _finish(frame)
+def _paths_inside(base: Path, images: pd.Series, csv: Path, key: str | None) -> list[str]:
+    """Absolute paths of ``images``: relative ones under ``base``, where they must stay (a
+    ``../`` path leaving it is refused with its row); absolute ones as written, the CSV's
+    author's explicit choice. Symlinks inside ``base`` are the data set's own and followed."""
+    top = Path(os.path.abspath(base))
+    out = []
+    for i, name in enumerate(images):
+        if Path(name).is_absolute():
+            out.append(str(Path(name).resolve()))
+            continue
+        lexical = Path(os.path.normpath(top / name))
+        if not lexical.is_relative_to(top):
+            where = key or "the CSV's folder"
+            raise DataError(f"{csv} row {csv_row(i)}: image path {name!r} leaves {where} "
+                            f"({top}); relative paths must stay inside it")
+        out.append(str(lexical.resolve()))
+    return out
 
 
 def _require_labels(frame: pd.DataFrame, source: Path) -> None:

@@ -27,16 +27,39 @@ class InspectionReport:
     false_drift_rate: float | None   # known-class images flagged as drift
     drift_recall: float | None       # open-set images flagged as drift
     predictions: pd.DataFrame        # one row per image: decision, reason, scores
+    drift_note: str | None = None    # what the drift figures say, or why there are none
 
     def to_markdown(self) -> str:
-        """The whole inspection first, beside the classifier alone (argmax), then in detail."""
-        return inspection_markdown(self.report, self.classifier_only, self.drift_auroc,
+        """The whole inspection first, beside the classifier alone (argmax), then in detail;
+        without drift images, why no drift figure could be scored."""
+        text = inspection_markdown(self.report, self.classifier_only, self.drift_auroc,
                                    self.false_drift_rate, self.drift_recall, "argmax")
+        if self.drift_note and self.drift_recall is None:
+            text = text.rstrip("\n") + "\n\n## Drift\n\n" + self.drift_note + "\n"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
         return {"report": self.report.to_dict(), "classifier_only": self.classifier_only.to_dict(),
                 "drift_auroc": self.drift_auroc, "false_drift_rate": self.false_drift_rate,
-                "drift_recall": self.drift_recall}
+                "drift_recall": self.drift_recall, "drift_note": self.drift_note}
+
+
+def drift_note(open_set: str | None, n_open: int, n_known: int, auroc: float | None,
+               false_drift: float | None, recall: float | None) -> str | None:
+    """One paragraph on drift for the report; ``None`` without a drift detector."""
+    if false_drift is None and recall is None:
+        return None
+    flagged = ("" if false_drift is None else
+               f"Known-class test images flagged as drift: {false_drift:.2%} of {n_known}.")
+    if n_open == 0:
+        return (f"No drift figure (drift AUROC, drift caught) can be scored: the test split has "
+                f"no images labelled {open_set!r}. {flagged} The threshold was calibrated on "
+                "validation images to the false-drift budget (drift.target_rate); to measure "
+                f"how much drift it catches, add images labelled {open_set!r} to the test "
+                "split.").strip()
+    caught = "" if recall is None else f"Drift caught: {recall:.2%} of {n_open} images. "
+    area = "" if auroc is None else f"Drift AUROC: {auroc:.4f}. "
+    return f"{area}{caught}{flagged}".strip()
 
 
 def run_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCache,
@@ -68,8 +91,10 @@ def evaluate_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCa
     open_code = classes.open_set_code
     scores = (torch.cat([r.drift_score for r in results])
               if results and results[0].drift_score is not None else None)
+    n_open = n_known = 0
     if scores is not None and open_code is not None:
         is_open = codes == open_code
+        n_open, n_known = int(is_open.sum()), int((~is_open).sum())
         known = ~is_open
         if known.any():
             false_drift = float(is_drift.numpy()[known].mean())
@@ -90,4 +115,6 @@ def evaluate_inspector(inspector: Inspector, frame: pd.DataFrame, cache: ImageCa
     for j, name in zip(classes.trained_codes, classes.trained_names, strict=True):
         predictions[f"p_{name}"] = probs[:, j].numpy()
     return InspectionReport(full.report(), alone.report(), drift_auroc, false_drift,
-                            drift_recall, predictions)
+                            drift_recall, predictions,
+                            drift_note(classes.open_set, n_open, n_known, drift_auroc,
+                                       false_drift, drift_recall))

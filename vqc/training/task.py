@@ -34,6 +34,7 @@ from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.module import ClassifierModule
+from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
 from vqc.training.sweep import metric_floor
@@ -141,6 +142,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
+    early = check_drift(cfg, module.model)  # drift layers fit the model: fail now, not later
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
@@ -151,9 +153,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     define_best_metrics(loggers)
-    warnings = [w for w in (random_frozen_warning(module.model),) if w]
+    warnings = [w for w in (random_frozen_warning(module.model), *early) if w]
     for text in warnings:
         log.warning("WARNING: %s", text)
+    warnings += datamodule.index.warnings  # logged when the data was read
     record_warnings(loggers, warnings)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
@@ -198,6 +201,7 @@ def prepare_data(cfg: DictConfig) -> Any:
     if local_rank() == 0:  # other processes of a distributed run find the data prepared
         datamodule.prepare_data()
     datamodule.setup()
+    add_open_set(cfg, datamodule)  # drift on, no drift images: the answer exists all the same
     return datamodule
 
 

@@ -1,0 +1,129 @@
+"""Class folders on disk: ``root/<class>/<image>``, or ``root/<split>/<class>/<image>``.
+
+What a folder of a user's own images holds besides images is left out with a word, never
+silently: hidden files (``.DS_Store``, macOS ``._x.png`` resource forks) are counted, other
+files that are not images Pillow reads are listed. Symlinked class folders and sub-folders
+are followed (each real folder once).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+from PIL import Image
+
+from vqc.errors import DataError
+
+log = logging.getLogger(__name__)
+
+#: Split folder names (any case) -> the split they hold.
+SPLIT_FOLDERS = {"train": "train", "training": "train", "val": "val", "valid": "val",
+                 "validation": "val", "test": "test", "testing": "test"}
+#: Formats Pillow names but cannot decode without more software (stubs, Ghostscript, video).
+UNDECODABLE = (".bufr", ".emf", ".eps", ".grib", ".h5", ".hdf", ".mpeg", ".mpg", ".ps", ".wmf")
+#: How many skipped files a warning names.
+SHOWN = 5
+
+
+@cache
+def image_extensions() -> tuple[str, ...]:
+    """Every file extension Pillow opens (``.png``, ``.jpg``, ``.gif``, ``.webp``, ``.tif``...)."""
+    Image.init()
+    return tuple(sorted(ext for ext, fmt in Image.registered_extensions().items()
+                        if fmt in Image.OPEN and ext not in UNDECODABLE))
+
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")  # also macOS AppleDouble files, "._name"
+
+
+def _images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
+                  other: list[Path]) -> list[Path]:
+    """Images under ``folder``, symlinks followed, each real folder visited once."""
+    found, seen = [], set()
+    for current, dirs, files in os.walk(folder, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        hidden.extend(Path(current) / d for d in dirs if _hidden(d))
+        dirs[:] = sorted(d for d in dirs if not _hidden(d))
+        for name in sorted(files):
+            path = Path(current) / name
+            if _hidden(name):
+                hidden.append(path)
+            elif path.suffix.lower() in extensions and path.is_file():
+                found.append(path)
+            else:
+                other.append(path)
+    return found
+
+
+def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None,
+                       notes: list[str] | None = None) -> pd.DataFrame:
+    """``root/<class>/<image>``, or ``root/<split>/<class>/<image>`` where ``root`` holds split
+    folders (``train``, ``val``, ``test``, any case; ``val`` rows validate). ``notes``
+    receives what a user should be told (files left out and why)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    extensions = image_extensions() if extensions is None else extensions
+    notes = [] if notes is None else notes
+    first = len(notes)  # a second call (test_root) logs only its own notes
+    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    splits = [(SPLIT_FOLDERS[p.name.lower()], p) for p in subdirs
+              if p.name.lower() in SPLIT_FOLDERS]
+    if splits:
+        beside = [p.name for p in subdirs if p.name.lower() not in SPLIT_FOLDERS]
+        if beside:
+            notes.append(f"{root}: folder(s) {beside} beside the split folders "
+                         f"{[p.name for _, p in splits]} are not read")
+        named = {}
+        for split, folder in splits:
+            if split in named:
+                raise DataError(f"{root}: {named[split].name}/ and {folder.name}/ both hold the "
+                                f"{split} split; keep one")
+            named[split] = folder
+    layout = splits or [(None, root)]
+    rows: list[dict[str, object]] = []
+    hidden: list[Path] = []
+    other: list[Path] = []
+    for folder in [root, *(p for _, p in splits)]:  # files beside the class folders
+        for path in sorted(folder.iterdir()):
+            if _hidden(path.name):
+                hidden.append(path)
+            elif path.is_file():
+                other.append(path)
+    for split, split_root in layout:
+        for class_dir in sorted(p for p in split_root.iterdir()
+                                if p.is_dir() and not _hidden(p.name)):
+            for image in _images_under(class_dir, extensions, hidden, other):
+                rows.append({
+                    "path": str(image.resolve()),
+                    "filename": str(image.relative_to(root)),
+                    "label": class_dir.name,
+                    "split": split,
+                    "where": str(image),
+                })
+    if hidden:
+        log.info("%s: %d hidden file(s) or folder(s) left out (names starting with '.', such as "
+                 "macOS '._' files)", root, len(hidden))
+    if other:
+        shown = ", ".join(str(p.relative_to(root)) for p in other[:SHOWN])
+        notes.append(f"{root}: {len(other)} file(s) left out: not in a class folder or not an "
+                     f"image Pillow reads: {shown}{' ...' if len(other) > SHOWN else ''}")
+    for note in notes[first:]:
+        log.warning("%s", note)
+    if not rows:
+        raise DataError(f"{root}: no images in class folders (image files: "
+                        f"{', '.join(extensions[:12])} ...)")
+    from vqc.data.sources import finish_table  # sources imports this module
+
+    frame = pd.DataFrame(rows)
+    frame["orig_index"] = range(len(frame))
+    return finish_table(frame)
