@@ -8,8 +8,21 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-#: The project's ``conf/`` folder; ``VQC_CONFIG_DIR`` points elsewhere.
-CONFIG_DIR = Path(os.environ.get("VQC_CONFIG_DIR", Path(__file__).resolve().parents[1] / "conf"))
+
+def _config_dir() -> Path:
+    """``VQC_CONFIG_DIR``, else the package's ``conf/``: in a checkout a link to the repository's
+    ``conf/`` (the folder itself is returned), in an installed wheel a copy of it."""
+    if "VQC_CONFIG_DIR" in os.environ:
+        return Path(os.environ["VQC_CONFIG_DIR"])
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):  # the second: a checkout sans link
+        if (candidate / "train.yaml").is_file():
+            return candidate.resolve()
+    return here / "conf"
+
+
+#: The Hydra configuration folder (see ``_config_dir``).
+CONFIG_DIR = _config_dir()
 
 
 def compose(config_name: str = "train", overrides: Sequence[str] = ()) -> DictConfig:
