@@ -228,7 +228,10 @@ def _resume_check(partial: Path, record: Path, now: Fingerprint, restart: bool) 
     if not record.is_file():
         raise DataError(f"{partial}: no record of the model, images and options its rows were "
                         f"made from ({record.name} is missing); {how}")
-    differences = Fingerprint.read(record).differences(now)
+    try:
+        differences = Fingerprint.read(record).differences(now)
+    except DataError as err:
+        raise DataError(f"{err}; {how}") from err
     if differences:
         raise DataError(f"{partial}: its rows were made from other inputs: this run has "
                         f"{'; '.join(differences)}; {how}")
