@@ -8,16 +8,36 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-#: The project's ``conf/`` folder; ``VQC_CONFIG_DIR`` points elsewhere.
-CONFIG_DIR = Path(os.environ.get("VQC_CONFIG_DIR", Path(__file__).resolve().parents[1] / "conf"))
+
+def _config_dir() -> Path:
+    """``VQC_CONFIG_DIR``, else the package's ``conf/``: in a checkout a link to the repository's
+    ``conf/`` (the folder itself is returned), in an installed wheel a copy of it."""
+    if "VQC_CONFIG_DIR" in os.environ:
+        return Path(os.environ["VQC_CONFIG_DIR"])
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "conf", here.parent / "conf"):  # the second: a checkout sans link
+        if (candidate / "train.yaml").is_file():
+            return candidate.resolve()
+    return here / "conf"
+
+
+#: The Hydra configuration folder (see ``_config_dir``).
+CONFIG_DIR = _config_dir()
+
 #: Group folders that hold pieces of other configs, not choices: never listed by ``--help``.
 INTERNAL = ("base", "hydra", "local")
 
 
 def project_root() -> str:
-    """``PROJECT_ROOT`` if set, else the folder holding ``conf/``: where ``data/`` and
-    ``outputs/`` are, whatever the current folder."""
-    return os.environ.get("PROJECT_ROOT") or str(CONFIG_DIR.resolve().parent)
+    """``PROJECT_ROOT`` if set, else the checkout holding ``conf/``: where ``data/`` and
+    ``outputs/`` are, whatever the current folder. An installed wheel has no checkout: its
+    configs are inside the package, so the root is the current folder."""
+    if os.environ.get("PROJECT_ROOT"):
+        return os.environ["PROJECT_ROOT"]
+    checkout = CONFIG_DIR.resolve().parent
+    if (checkout / "pyproject.toml").is_file() or (checkout / "train.py").is_file():
+        return str(checkout)
+    return os.getcwd()
 
 
 def config_groups(config_dir: Path = CONFIG_DIR) -> str:

@@ -33,8 +33,26 @@ def folder_problem(folder: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def default_file_mode() -> int:
+    """The mode ``open()`` gives a new file: ``0o666`` less the process's umask.
+
+    ``tempfile.mkstemp`` creates ``0o600`` files, which would make every atomically written
+    output unreadable by the rest of a team. Linux tells the umask in ``/proc``; elsewhere it
+    can only be read by setting it, so it is set and restored at once.
+    """
+    try:
+        status = Path("/proc/self/status").read_text()
+        umask = int(next(line.split()[1] for line in status.splitlines()
+                         if line.startswith("Umask:")), 8)
+    except (OSError, StopIteration, IndexError, ValueError):
+        umask = os.umask(0o022)
+        os.umask(umask)
+    return 0o666 & ~umask
+
+
 def write_atomic(path: str | os.PathLike[str], data: bytes | str, fsync: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file and a rename: never a partial file.
+    The file gets the mode a plain ``open()`` would give it (see ``default_file_mode``).
 
     ``fsync=False`` skips flushing to the disk: still safe against a killed process (the rename
     happens after the whole write), not against a power loss; for many small, rebuildable files.
@@ -44,6 +62,7 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | str, fsync: bool = 
     payload = data.encode() if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, default_file_mode())
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
             if fsync:
@@ -61,7 +80,7 @@ def write_csv_atomic(frame: pd.DataFrame, path: str | os.PathLike[str], **kwargs
     return write_atomic(path, frame.to_csv(**kwargs))  # type: ignore[arg-type]
 
 
-__all__ = ["folder_problem", "write_atomic", "write_csv_atomic"]
+__all__ = ["default_file_mode", "folder_problem", "write_atomic", "write_csv_atomic"]
 
 
 def read_csv(path: str | os.PathLike[str], required: Iterable[str] = (),

@@ -97,13 +97,13 @@ def _nan_validation_on(monkeypatch, epochs: set[int]) -> None:
 
 def _record_saves(monkeypatch) -> list[str]:
     saved: list[str] = []
-    real = ModelCheckpoint._save_checkpoint
+    real = FiniteModelCheckpoint._save_checkpoint  # the checkpoints of conf/callbacks
 
     def save(self, trainer, filepath):
         saved.append(Path(filepath).name)
         real(self, trainer, filepath)
 
-    monkeypatch.setattr(ModelCheckpoint, "_save_checkpoint", save)
+    monkeypatch.setattr(FiniteModelCheckpoint, "_save_checkpoint", save)
     return saved
 
 

@@ -9,16 +9,22 @@ The model is an inspector artifact (``--inspector``, PyTorch) or the same inspec
 by ``vqc-export`` (``--onnx``, run by ONNX Runtime); both give the same submission.
 
 Rows are appended to ``OUT.partial.csv`` batch by batch; a killed run, started again with the
-same command, continues after the last complete batch. The final files are written atomically
-and the partial file removed, so every input appears exactly once.
+same command, continues after the last complete batch. ``OUT.partial.json`` records what the
+rows were made from (the model file's SHA-256, the images, the options that change the rows:
+see ``vqc.provenance``); a run with other inputs refuses to continue them unless given
+``--restart``. The final files are written atomically, with ``OUT.meta.json`` recording the
+same, and the partial files removed, so every input appears exactly once. ``OUT.lock`` keeps a
+second run on the same ``--out`` from starting while one is running.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +35,9 @@ from rich.progress import Progress
 from vqc.data.csvio import read_csv
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
-from vqc.io import folder_problem, write_csv_atomic
+from vqc.io import folder_problem, write_atomic, write_csv_atomic
+from vqc.lock import OutputLock
+from vqc.provenance import Fingerprint, file_sha256
 
 if TYPE_CHECKING:
     from vqc.export.runtime import OnnxInspector
@@ -53,11 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", required=True, type=Path, help="submission CSV to write")
     parser.add_argument("--details", type=Path, default=None,
                         help="details CSV (default: OUT with _details before the suffix)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=_positive_int, default=32,
+                        help="images per batch (does not change the results)")
     parser.add_argument("--on-bad-image", choices=("error", "drift"), default="error",
                         help="an unreadable image stops the run (error) or is answered with the "
                              "open-set class (drift)")
+    parser.add_argument("--restart", action="store_true",
+                        help="discard the rows of an interrupted run (OUT.partial.csv) and "
+                             "predict every image again")
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive integer")
+    return value
 
 
 def read_index(images: Path, index: Path | None) -> pd.DataFrame:
@@ -130,38 +152,157 @@ def load_model(inspector_path: Path | None = None,
     return Inspector.load(inspector_path)
 
 
+def _output_paths(out: Path, details: Path) -> dict[str, Path]:
+    """Every file a run writes, by the name a message gives it."""
+    return {"--out": out, "--details": details,
+            "partial file": out.with_name(f"{out.name}.partial.csv"),
+            "partial record": out.with_name(f"{out.name}.partial.json"),
+            "record": out.with_name(f"{out.name}.meta.json"),
+            "lock": out.with_name(f"{out.name}.lock")}
+
+
+def _option(name: str) -> str:
+    """The option that sets an output (the partial, record and lock files follow ``--out``)."""
+    return name if name.startswith("--") else "--out"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_no_overwrite(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
+    """Refuse outputs that are an input (``--out`` given as the ``--index``...) or each other."""
+    names = list(outputs)
+    for i, name in enumerate(names):
+        for other in names[:i]:
+            if _same_file(outputs[name], outputs[other]):
+                raise DataError(f"{name} {outputs[name]} is the same file as the {other}; "
+                                f"give another {_option(name)}")
+        for input_name, path in inputs.items():
+            if _same_file(outputs[name], path):
+                raise DataError(f"{name} {outputs[name]} is the {input_name}: writing it would "
+                                f"overwrite an input; give another {_option(name)}")
+
+
+def _check_no_image_overwrite(outputs: dict[str, Path], images: Path,
+                              filenames: set[str]) -> None:
+    """Refuse an output that is one of the images to predict."""
+    folder = images.resolve()
+    for name, path in outputs.items():
+        target = path.resolve()
+        if target.is_relative_to(folder) and str(target.relative_to(folder)) in filenames:
+            raise DataError(f"{name} {path} is one of the images to predict: writing it would "
+                            f"overwrite an input; give another {_option(name)}")
+
+
+@contextmanager
+def _space_errors(path: Path, partial: Path) -> Iterator[None]:
+    """A full disk or quota while writing ``path``: one line, and the partial rows kept."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        reason = "no space left on the device" if err.errno == errno.ENOSPC else (
+            "disk quota exceeded")
+        kept = (f"the rows predicted so far are kept in {partial} and the same command "
+                "continues from them once there is room") if partial.is_file() else (
+            "no rows were kept")
+        raise DataError(f"{path}: cannot write: {reason}; {kept}") from err
+
+
+def _resume_check(partial: Path, record: Path, now: Fingerprint, restart: bool) -> None:
+    """Keep the partial rows only if they were made from the same model, images and options."""
+    if restart:
+        partial.unlink(missing_ok=True)
+        record.unlink(missing_ok=True)
+        return
+    if not partial.is_file() or partial.stat().st_size == 0:
+        record.unlink(missing_ok=True)  # a record without rows: nothing to keep
+        return
+    how = f"run again with --restart to start over (or delete {partial} and {record.name})"
+    if not record.is_file():
+        raise DataError(f"{partial}: no record of the model, images and options its rows were "
+                        f"made from ({record.name} is missing); {how}")
+    try:
+        differences = Fingerprint.read(record).differences(now)
+    except DataError as err:
+        raise DataError(f"{err}; {how}") from err
+    if differences:
+        raise DataError(f"{partial}: its rows were made from other inputs: this run has "
+                        f"{'; '.join(differences)}; {how}")
+
+
 def predict(inspector_path: Path | None, images: Path, index: Path | None, out: Path,
             details: Path | None = None, batch_size: int = 32,
-            on_bad_image: str = "error", onnx_path: Path | None = None) -> pd.DataFrame:
+            on_bad_image: str = "error", onnx_path: Path | None = None,
+            restart: bool = False) -> pd.DataFrame:
     """Write the submission and details CSVs; returns the details.
 
     The model is the inspector artifact at ``inspector_path`` or, instead, the exported ONNX
-    model at ``onnx_path``.
+    model at ``onnx_path``. ``restart`` discards the rows of an interrupted run instead of
+    continuing them.
     """
+    if batch_size < 1:
+        raise DataError(f"batch size {batch_size}: must be a positive integer")
     details = details or out.with_name(f"{out.stem}_details{out.suffix or '.csv'}")
+    model_path = Path(onnx_path if onnx_path is not None else inspector_path)
+    paths = _output_paths(out, details)
+    inputs = {"model": model_path, "--index": index} if index is not None else {
+        "model": model_path}
+    _check_no_overwrite(paths, inputs)
     problem = folder_problem(out.parent)
     if problem:
         raise DataError(f"--out {out}: cannot create its folder: {problem}")
     out.parent.mkdir(parents=True, exist_ok=True)
     inspector = load_model(inspector_path, onnx_path)
-    classes = inspector.classes
     rows = read_index(images, index)
+    _check_no_image_overwrite(paths, images, set(rows["filename"]))
     if inspector.preprocessor.rotate_crop:
         for row in rows.itertuples():
             inspector.preprocessor.check_lib(row.lib or None, f"{index or images}: {row.filename}")
-    partial = out.with_name(f"{out.name}.partial.csv")
+    with OutputLock(out, what=PROG):
+        return _predict_locked(inspector, model_path, images, index, rows, paths, batch_size,
+                               on_bad_image, restart)
+
+
+def _predict_locked(inspector: Inspector | OnnxInspector, model_path: Path, images: Path,
+                    index: Path | None, rows: pd.DataFrame, paths: dict[str, Path],
+                    batch_size: int, on_bad_image: str, restart: bool) -> pd.DataFrame:
+    """The part of :func:`predict` run while holding the output's lock."""
+    import vqc
+
+    classes = inspector.classes
+    out, details = paths["--out"], paths["--details"]
+    partial, record = paths["partial file"], paths["partial record"]
+    fingerprint = Fingerprint.of(
+        model_path, images, index,
+        zip(rows["filename"], rows["lib"].astype(str), rows["window"].astype(str), strict=True),
+        {"on_bad_image": on_bad_image, "vqc": vqc.__version__})
+    _resume_check(partial, record, fingerprint, restart)
     prob_columns = [f"p_{name}" for name in classes.trained_names]
     columns = ["orig_index", "filename", "window", "lib", "Label", "decision", "reason",
                "drift_score", *prob_columns]
     done = _partial_rows(partial, columns)
     todo = rows[~rows["filename"].isin(set(done["filename"]))]
     if len(done):
-        console.print(f"resuming: {len(done)} of {len(rows)} rows already predicted")
+        console.print(f"resuming: {len(done)} of {len(rows)} rows already predicted "
+                      f"(same model, images and options; see {record.name})")
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("inspecting", total=len(rows), completed=len(done))
         for start in range(0, len(todo), batch_size):
             batch = todo.iloc[start:start + batch_size]
-            _append(partial, _predict_batch(inspector, batch, on_bad_image, prob_columns))
+            predicted = _predict_batch(inspector, batch, on_bad_image, prob_columns)
+            if not record.is_file():  # the record first: rows never exist without it
+                with _space_errors(record, partial):
+                    write_atomic(record, fingerprint.to_json())
+            with _space_errors(partial, partial):
+                _append(partial, predicted)
             progress.advance(task, len(batch))
     done = _partial_rows(partial, columns).set_index("filename")
     missing = [f for f in rows["filename"] if f not in done.index]
@@ -173,9 +314,17 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
                                "window": rows["window"].values, "lib": rows["lib"].values,
                                "Label": result["Label"].astype(int).values},
                               index=pd.Index(rows["orig_index"].values, name=None))
-    write_csv_atomic(result[columns], details, index=False)
-    write_csv_atomic(submission, out)
+    with _space_errors(details, partial):
+        write_csv_atomic(result[columns], details, index=False)
+    with _space_errors(out, partial):
+        write_csv_atomic(submission, out)
+    final = Fingerprint(fingerprint.model, fingerprint.images, fingerprint.options,
+                        outputs={name: {"path": str(path.resolve()), "sha256": file_sha256(path)}
+                                 for name, path in (("submission", out), ("details", details))})
+    with _space_errors(paths["record"], partial):
+        write_atomic(paths["record"], final.to_json())
     partial.unlink(missing_ok=True)
+    record.unlink(missing_ok=True)
     return result
 
 
@@ -225,7 +374,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 and load_model(args.inspector, args.onnx).classes.open_set_code is None):
             raise DataError("--on-bad-image drift needs an inspector with an open-set class")
         result = predict(args.inspector, args.images, args.index, args.out, args.details,
-                         args.batch_size, args.on_bad_image, onnx_path=args.onnx)
+                         args.batch_size, args.on_bad_image, onnx_path=args.onnx,
+                         restart=args.restart)
     except VqcError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1

@@ -19,6 +19,7 @@ from vqc.drift import GLOBAL, Combination, DriftThreshold, pick_columns
 from vqc.errors import DataError
 from vqc.export.format import DRIFT_SCORES, INPUT, LOGITS, ExportMetadata
 from vqc.inspection.base import Inspection, InspectorBase, InspectorSpec
+from vqc.integrity import onnx_damage
 
 
 def drift_combination(spec: InspectorSpec) -> Combination:
@@ -63,6 +64,10 @@ class OnnxInspector(InspectorBase):
             self.session = ort.InferenceSession(str(self.path), sess_options=options,
                                                 providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime's errors derive from Exception only
+            damage = onnx_damage(self.path)
+            if damage:
+                raise DataError(f"{self.path}: ONNX model file {damage}; copy it again, or "
+                                "export it again with vqc-export") from err
             message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise DataError(f"{self.path}: not a readable ONNX model ({message})") from err
         metadata = ExportMetadata.from_props(self.session.get_modelmeta().custom_metadata_map,

@@ -38,6 +38,7 @@ from vqc.inspection.base import (
     normalise_images,
     trained_cost_of,
 )
+from vqc.integrity import safetensors_damage
 from vqc.models import Classifier, build_model, family_options
 
 FORMAT = "vqc-inspector"
@@ -143,6 +144,10 @@ class Inspector(InspectorBase, torch.nn.Module):
         path = Path(path)
         if not path.is_file():
             raise DataError(f"{path}: inspector file not found")
+        damage = safetensors_damage(path)
+        if damage:
+            raise DataError(f"{path}: inspector file {damage}; copy it again, or write it "
+                            "again from its run's checkpoint")
         try:
             with safe_open(str(path), framework="pt", device=device) as handle:
                 metadata = handle.metadata() or {}

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from weakref import proxy
 
 import lightning as L
 import torch
+from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
 from torch import Tensor
 
@@ -30,6 +33,12 @@ class FiniteModelCheckpoint(ModelCheckpoint):
     the best while it holds fewer than ``save_top_k`` checkpoints, so a diverged first epoch
     would become the best checkpoint: the model that is tested and shipped. Here such an epoch
     is never saved as best; the best is the best finite epoch, or there is none.
+
+    Each checkpoint is written to a temporary file in its own folder, then renamed over the
+    previous one, so a save that fails (a full disk) leaves the previous checkpoint whole.
+    (Lightning writes through a temporary file of the system's temporary folder and moves it
+    into place; when that folder is on another file system, the move is a copy that a full
+    disk cuts short, in place.)
     """
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: Tensor | None = None) -> bool:
@@ -39,6 +48,27 @@ class FiniteModelCheckpoint(ModelCheckpoint):
                         float(current))
             return False
         return super().check_monitor_top_k(trainer, current)
+
+    def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
+        if not _is_local_file_protocol(filepath):
+            super()._save_checkpoint(trainer, filepath)
+            return
+        path = Path(filepath)
+        tmp = path.with_name(f".{path.name}.partial")
+        try:
+            trainer.save_checkpoint(tmp, self.save_weights_only)
+            if trainer.is_global_zero and tmp.is_file():
+                os.replace(tmp, path)
+        except BaseException:
+            if trainer.is_global_zero:
+                tmp.unlink(missing_ok=True)
+            raise
+        # what ModelCheckpoint._save_checkpoint does after saving
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(proxy(self))
 
     @property
     def state_key(self) -> str:
