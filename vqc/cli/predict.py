@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -30,13 +31,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 from rich.console import Console
-from rich.progress import Progress
 
 from vqc.data.csvio import read_csv
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
 from vqc.io import folder_problem, write_atomic, write_csv_atomic
 from vqc.lock import OutputLock
+from vqc.progress import phase
 from vqc.provenance import Fingerprint, file_sha256
 
 if TYPE_CHECKING:
@@ -293,8 +294,7 @@ def _predict_locked(inspector: Inspector | OnnxInspector, model_path: Path, imag
     if len(done):
         console.print(f"resuming: {len(done)} of {len(rows)} rows already predicted "
                       f"(same model, images and options; see {record.name})")
-    with Progress(console=console, transient=True) as progress:
-        task = progress.add_task("inspecting", total=len(rows), completed=len(done))
+    with phase("predict", total=len(todo)) as progress:
         for start in range(0, len(todo), batch_size):
             batch = todo.iloc[start:start + batch_size]
             predicted = _predict_batch(inspector, batch, on_bad_image, prob_columns)
@@ -303,7 +303,7 @@ def _predict_locked(inspector: Inspector | OnnxInspector, model_path: Path, imag
                     write_atomic(record, fingerprint.to_json())
             with _space_errors(partial, partial):
                 _append(partial, predicted)
-            progress.advance(task, len(batch))
+            progress.advance(len(batch))
     done = _partial_rows(partial, columns).set_index("filename")
     missing = [f for f in rows["filename"] if f not in done.index]
     if missing:
@@ -369,6 +369,9 @@ def _predict_batch(inspector, batch: pd.DataFrame, on_bad_image: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # the phase line ("phase predict: N images in T s") on stderr, in a log file too
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("vqc.progress").setLevel(logging.INFO)
     try:
         if (args.on_bad_image == "drift"
                 and load_model(args.inspector, args.onnx).classes.open_set_code is None):
