@@ -178,6 +178,7 @@ TOP = [
     _count("seed"), Rule("unfreeze", "int", -1), Rule("dropout", "number", 0, 1, open_high=True),
     Rule("depth", "int", 1, 8), Rule("lr", "number", 0, open_low=True),
     Rule("ckpt_path", "str", nullable=True), _flag("test"), _flag("fit_inspector"),
+    Rule("keep_last_checkpoint", "bool", nullable=True),
     Rule("inspector", "str", nullable=True, also=(True, False)),
     Rule("optimized_metric", "str", nullable=True),
     _flag("figures.enabled"), _count("figures.every_n_epochs"), _flag("figures.tsne"),

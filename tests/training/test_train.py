@@ -20,6 +20,7 @@ from tests.training.wandb_records import (
     run_record,
 )
 from vqc.config import compose
+from vqc.errors import ConfigError
 from vqc.training.task import train
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,6 +96,12 @@ def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
     # The resumed run did 2 more epochs of steps, not 3: 3 batches per epoch (24 train images
     # less 6 for validation -> 18 images / batch 8).
     assert resumed["global_step"] == first["global_step"] + 2 * 3
+    # the best checkpoint holds the weights only: refused as a point to resume from
+    best = next((run / "checkpoints").glob("best-*.ckpt"))
+    assert "optimizer_states" not in torch.load(best, weights_only=True)
+    with pytest.raises(ConfigError, match=r"holds the weights only.*ckpt_path=last"):
+        train(_cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "test=false",
+                                  "figures.enabled=false", f"ckpt_path={best}"), run))
 
 
 def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
@@ -120,6 +127,10 @@ def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
         assert list(info.tags) == ["resnet18"]
         # the terminal report was printed while the run was open: the run's log holds it
         assert "best checkpoint:" in output_text(runs[0])
+        # a finished sweep job keeps its best weights, not the state to resume from
+        checkpoints = tmp_path / "sweep" / job / "checkpoints"
+        assert list(checkpoints.glob("best-*.ckpt"))
+        assert not (checkpoints / "last.ckpt").exists()
     assert groups == {"sweep-sweep"}  # one group, named after the sweep folder
     first, second = configs
     differing = {k for k in set(first) | set(second)

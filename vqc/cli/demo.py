@@ -25,7 +25,7 @@ from rich.table import Table
 from vqc.config import compose
 from vqc.errors import VqcError
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a log file keeps whole tables
 
 
 def class_count_table(counts: pd.DataFrame, title: str) -> Table:

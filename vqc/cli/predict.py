@@ -369,9 +369,30 @@ def _predict_batch(inspector, batch: pd.DataFrame, on_bad_image: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    # the phase line ("phase predict: N images in T s") on stderr, in a log file too
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    logging.getLogger("vqc.progress").setLevel(logging.INFO)
+    with _progress_lines_on_stderr():
+        return _run(args)
+
+
+@contextmanager
+def _progress_lines_on_stderr() -> Iterator[None]:
+    """The phase line (``phase predict: N images in T s``) on this call's stderr, whatever
+    logging the caller has set up (a handler of its own, removed afterwards)."""
+    logger = logging.getLogger("vqc.progress")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def _run(args: argparse.Namespace) -> int:
     try:
         if (args.on_bad_image == "drift"
                 and load_model(args.inspector, args.onnx).classes.open_set_code is None):

@@ -6,6 +6,7 @@ The scores come back from the run's summary dict (``ScoreReport.to_dict`` form) 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from rich.console import Console
@@ -25,7 +26,7 @@ from vqc.metrics.render import (
 )
 from vqc.metrics.report import ScoreReport
 
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 160)  # a log file keeps whole tables
 
 #: Title of the classifier's test tables when the summary does not name its rule.
 TEST_TITLE = classifier_title(None)

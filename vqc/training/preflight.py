@@ -19,8 +19,13 @@ DEFAULT_OPEN_SET = "drift"
 
 
 def _drift_on(cfg: DictConfig) -> bool:
+    """Whether an inspector with drift will be fitted: training's ``inspector: true|false``,
+    or evaluation's ``fit_inspector`` (there ``inspector`` is a file to score, or null)."""
     drift = cfg.get("drift")
-    return bool(cfg.get("inspector", True) and drift and drift.get("enabled", False))
+    inspector = cfg.get("inspector", True)
+    fitted = (inspector if isinstance(inspector, bool) else True) \
+        and bool(cfg.get("fit_inspector", True))
+    return bool(fitted and drift and drift.get("enabled", False))
 
 
 def add_open_set(cfg: DictConfig, datamodule: Any) -> None:

@@ -7,6 +7,7 @@ import logging
 import math
 import os
 import re
+import warnings as pywarnings
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -94,13 +95,15 @@ def _resume_path(cfg: DictConfig, run_dir: Path, module: ClassifierModule) -> st
         ckpt = str(last)
     elif not Path(ckpt).is_file():
         raise ConfigError(f"ckpt_path={ckpt}: file not found")
-    _check_checkpoint(str(ckpt), module, cfg)
+    _check_checkpoint(str(ckpt), module, cfg, resume=True)
     return str(ckpt)
 
 
-def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig) -> None:
+def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig,
+                      resume: bool = False) -> None:
     """Refuse, with a message naming the file, a checkpoint that is unreadable without
-    unpickling objects, or whose weights are not those of the configured model."""
+    unpickling objects, or whose weights are not those of the configured model; ``resume``:
+    also one without the optimizer's state (a best checkpoint holds the weights only)."""
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"ckpt_path={path}: not a checkpoint (a file written by torch.save)")
     try:
@@ -118,6 +121,11 @@ def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig) -> N
     state = checkpoint.get("state_dict") if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise ConfigError(f"ckpt_path={path}: not a training checkpoint (no state_dict)")
+    if resume and "optimizer_states" not in checkpoint:
+        raise ConfigError(f"ckpt_path={path}: holds the weights only (a best checkpoint), "
+                          "not the optimizer's state training resumes from: resume from "
+                          "checkpoints/last.ckpt (ckpt_path=last), or test these weights with "
+                          "eval.py ckpt_path=...")
     ours = module.state_dict()
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
@@ -188,7 +196,23 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     summary["wandb_dir"] = _wandb_dir(loggers)
     write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
     log_run_files(loggers, run_dir, summary, cfg)
+    _drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
     return summary
+
+
+def _drop_last_checkpoint(cfg: DictConfig, run_dir: Path, sweep_job: bool) -> None:
+    """A finished run's ``last.ckpt`` (weights and optimizer state, three times the weights'
+    size with Adam) is removed where ``keep_last_checkpoint`` says so; by default from sweep
+    jobs, which would otherwise keep gigabytes nobody resumes."""
+    keep = cfg.get("keep_last_checkpoint")
+    if keep if keep is not None else not sweep_job:
+        return
+    last = run_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        size = last.stat().st_size / 2**20
+        last.unlink()
+        log.info("removed %s (%.0f MB): the run has finished (keep_last_checkpoint=true keeps "
+                 "it)", last, size)
 
 
 def prepare_data(cfg: DictConfig) -> Any:
@@ -253,9 +277,19 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     model = module.model._orig_mod if hasattr(module.model, "_orig_mod") else module.model
     model = model.cpu().eval()
     drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
-    inspector = fit_inspector(model, datamodule, inspector_spec(cfg, module, datamodule),
-                              drift_cfg, train_frame=limits.frame("train", datamodule.train_frame),
-                              val_frame=limits.frame("val", datamodule.val_frame))
+    with pywarnings.catch_warnings(record=True) as caught:
+        pywarnings.simplefilter("always", UserWarning)
+        inspector = fit_inspector(
+            model, datamodule, inspector_spec(cfg, module, datamodule), drift_cfg,
+            train_frame=limits.frame("train", datamodule.train_frame),
+            val_frame=limits.frame("val", datamodule.val_frame))
+    if warnings is not None:  # e.g. a validation split too small for the false-drift budget
+        for found in caught:
+            if f"{os.sep}vqc{os.sep}" not in str(found.filename):
+                continue  # a library's own warnings stay where they were
+            text = f"drift calibration: {found.message}"
+            log.warning("WARNING: %s", text)
+            warnings.append(text)
     path = inspector.save(run_dir / "inspector.safetensors")
     return {"inspector": str(path),
             **report_inspection(cfg, inspector, datamodule, run_dir, warnings or [],
