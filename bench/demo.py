@@ -6,12 +6,15 @@ a child process, with the set, its cache and the run folder in a fresh folder of
 ``outputs/bench/`` (``data.root``, ``paths.cache_dir``, ``paths.output_dir``), so the wall
 time includes generating the set and nothing is read from an earlier run. Its figures come
 from the run's ``summary.json`` (the whole inspection on the test split) and the size of the
-inspector file it writes. Quick mode trains one epoch: it checks the path, not the quality.
+inspector file it writes; the machine's load (1-minute average) at the start and the end
+tells whether other work shared the cores. Quick mode trains one epoch: it checks the path,
+not the quality.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -110,13 +113,16 @@ def run(quick: bool, device: str = "cpu", overrides: list[str] | None = None,
         extra.append("trainer.max_epochs=1")
     if device.startswith("cuda"):
         extra.append("trainer=gpu")
+    load_start = os.getloadavg()[0]
     seconds = demo(folder, extra)
+    load_end = os.getloadavg()[0]  # the demo's own 2 cores included
     run_dir = run_folder(folder)
     summary = json.loads((run_dir / "summary.json").read_text())
     inspector = ROOT / summary["inspector"] if summary.get("inspector") else None
     size = inspector.stat().st_size if inspector and inspector.is_file() else None
     figures = figures_of(summary, seconds, size)
-    figures.update(overrides=extra, run_dir=str(run_dir.relative_to(ROOT)))
+    figures.update(overrides=extra, run_dir=str(run_dir.relative_to(ROOT)),
+                   load_1min={"start": load_start, "end": load_end})
     log(f"{seconds / 60:.1f} min, escapes {figures['escapes']}, GOOD accepted "
         f"{figures['good_accepted_images']} of {figures['good_images']}, drift caught "
         f"{figures['drift_caught_images']} of {figures['drift_images']}")

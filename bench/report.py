@@ -356,6 +356,14 @@ def demo_value(key: str, value: float | None) -> str:
     return num(value, 0 if key == "escapes" else 1)
 
 
+def load_note(load: dict[str, float] | None) -> str:
+    """The machine's load around a timed run: above its core count, other work shared it."""
+    if not load:
+        return ""
+    return (f" Load on the machine (1-minute average) at the start and the end of the run: "
+            f"{num(load['start'], 1)} and {num(load['end'], 1)} (the run itself adds about 2).")
+
+
 def demo(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
     """The demo's one run: its figures, then its goals (also in the goal summary)."""
     f = {key: None for key in demo_bench.figures_of({}, 0.0, None)} | result["figures"]
@@ -366,7 +374,8 @@ def demo(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
            f"`python -m vqc.cli.demo` ({overrides}), what `make demo` runs, in a fresh folder "
            f"of its own: generating the synthetic set ({num(f['images'], 0)} test images), "
            f"caching it, {num(f['epochs'], 0)} epochs of training, drift fit, `vqc-predict` "
-           "and `vqc-evaluate`; figures of the whole inspection on the test split.", ""]
+           "and `vqc-evaluate`; figures of the whole inspection on the test split."
+           + load_note(f.get("load_1min")), ""]
     out += table(["figure", "value"], [[label.format(**labels), write(f)]
                                        for label, write in DEMO_ROWS.values()])
     out += ["", "Goals:", ""]

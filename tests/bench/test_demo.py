@@ -72,6 +72,7 @@ def test_one_escape_misses_only_the_escape_goal() -> None:
 
 def test_page_section_and_goal_summary(tmp_path: Path) -> None:
     figures = figures_of(summary(drift_missed=5), 215.0, 17_340_000)
+    figures["load_1min"] = {"start": 0.4, "end": 2.26}
     Result("demo", figures, quick=False, machine=MACHINE).save(tmp_path)
     page = render(load_results(tmp_path))
     section = page[page.index("## 6. The demo"):]
@@ -79,6 +80,7 @@ def test_page_section_and_goal_summary(tmp_path: Path) -> None:
     assert "test cpu, 2 cores" in lines[2]
     assert "| defect escapes (of 210 defects) | 0 |" in lines
     assert "| GOOD accepted | 97.5% (39 of 40) |" in lines
+    assert "at the start and the end of the run: 0.4 and 2.3" in section
     assert "| drift images caught | 75.0% (15 of 20) |" in lines
     assert "| false drift (known-class images flagged) | 1.6% (4 of 250) |" in lines
     assert "| best constant predictor (always Missing): PWA | 0.9916 |" in lines
@@ -116,6 +118,7 @@ def test_run_times_the_demo_in_a_fresh_folder(tmp_path: Path,
     assert stored["quick"] and stored["figures"]["minutes"] == 4.0
     assert stored["figures"]["inspector_mb"] == 2.5
     assert stored["figures"]["run_dir"].startswith("outputs/bench/demo_")
+    assert set(stored["figures"]["load_1min"]) == {"start", "end"}
     assert result.figures["overrides"] == ["trainer.max_epochs=1"]
 
 
