@@ -31,7 +31,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -m slow $(PYTEST_ARGS) || test $$? -eq 5  # 5: none selected
 
 # Benchmarks (not part of the tests): write docs/BENCHMARKS.md. BENCH_ARGS="--only inspection"
-# runs one; "--device cuda" on a GPU machine. About 75 minutes on 2 cores (quick: about 10).
+# runs one; "--device cuda" on a GPU machine. About 80 minutes on 2 cores (quick: about 12).
 bench: $(STAMP)
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

@@ -8,12 +8,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from bench import demo as demo_bench
 from bench.common import RESULTS, ROOT, load_results
 from bench.real_data import SECTION, experiment_of, goal_verdicts, headline, seed_runs, spread
 
 OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
 ANALYSIS = ROOT / "bench" / "analysis.md"
-SECTIONS = ("inspection", "data", "training", "padim_fit", "real_data")
+SECTIONS = ("inspection", "data", "training", "padim_fit", "real_data", "demo")
 
 
 def num(value: float | None, digits: int = 1) -> str:
@@ -318,6 +319,75 @@ def per_class_table(runs: list[dict[str, Any]]) -> list[str]:
     return table(["class", "test images", *[seed_header(r) for r in runs]], rows)
 
 
+def of(count: int | None, total: int | None) -> str:
+    return "" if count is None or total is None else f" ({count} of {total})"
+
+
+#: The demo's figures as the page shows them: label and how the value is written.
+DEMO_ROWS: dict[str, tuple[str, Callable[[dict[str, Any]], str]]] = {
+    "escapes": ("defect escapes (of {defect_images} defects)", lambda f: num(f["escapes"], 0)),
+    "good_accepted": ("GOOD accepted",
+                      lambda f: pct(f["good_accepted"])
+                      + of(f["good_accepted_images"], f["good_images"])),
+    "drift_caught": ("drift images caught",
+                     lambda f: pct(f["drift_caught"])
+                     + of(f["drift_caught_images"], f["drift_images"])),
+    "drift_auroc": ("drift AUROC", lambda f: num(f["drift_auroc"], 3)),
+    "false_drift": ("false drift (known-class images flagged)",
+                    lambda f: pct(f["false_drift"])
+                    + of(f["false_drift_images"], f["known_images"])),
+    "cost_ratio": ("cost ratio to the best constant predictor",
+                   lambda f: num(f["cost_ratio"], 3)),
+    "pwa": ("PWA (whole inspection, official-shaped costs)", lambda f: num(f["pwa"], 4)),
+    "floor_pwa": ("best constant predictor ({floor}): PWA", lambda f: num(f["floor_pwa"], 4)),
+    "known_macro_recall": ("macro recall of the known classes",
+                           lambda f: num(f["known_macro_recall"], 3)),
+    "minutes": ("minutes end to end, generation included", lambda f: num(f["minutes"], 1)),
+    "inspector_mb": ("inspector file (MB)", lambda f: num(f["inspector_mb"], 1)),
+}
+
+
+def demo_value(key: str, value: float | None) -> str:
+    """One goal figure of the demo, written as its row on the page writes it."""
+    if value is None:
+        return "–"
+    if key in ("good_accepted", "drift_caught", "false_drift"):
+        return pct(value)
+    return num(value, 0 if key == "escapes" else 1)
+
+
+def load_note(load: dict[str, float] | None) -> str:
+    """The machine's load around a timed run: above its core count, other work shared it."""
+    if not load:
+        return ""
+    return (f" Load on the machine (1-minute average) at the start and the end of the run: "
+            f"{num(load['start'], 1)} and {num(load['end'], 1)} (the run itself adds about 2).")
+
+
+def demo(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
+    """The demo's one run: its figures, then its goals (also in the goal summary)."""
+    f = {key: None for key in demo_bench.figures_of({}, 0.0, None)} | result["figures"]
+    overrides = " ".join(f.get("overrides") or []) or "no overrides"
+    labels = {"defect_images": f["defect_images"] if f["defect_images"] is not None else "–",
+              "floor": f"always {f['floor']}" if f["floor"] else "–"}
+    out = [where(result), "",
+           f"`python -m vqc.cli.demo` ({overrides}), what `make demo` runs, in a fresh folder "
+           f"of its own: generating the synthetic set ({num(f['images'], 0)} test images), "
+           f"caching it, {num(f['epochs'], 0)} epochs of training, drift fit, `vqc-predict` "
+           "and `vqc-evaluate`; figures of the whole inspection on the test split."
+           + load_note(f.get("load_1min")), ""]
+    out += table(["figure", "value"], [[label.format(**labels), write(f)]
+                                       for label, write in DEMO_ROWS.values()])
+    out += ["", "Goals:", ""]
+    rows = []
+    for v in demo_bench.goal_verdicts(f):
+        value = ", ".join(demo_value(k, x) for k, x in v["measured"].items())
+        rows.append([v["goal"].name, v["goal"].target, value, met(v["met"])])
+        goals.append([f"{tag}: demo: {v['goal'].name}", v["goal"].target, value,
+                      met(v["met"])])
+    return out + table(["goal", "target", "measured", "met"], rows)
+
+
 def section_results(section: str,
                     machine_results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """What a section's writer reads from one machine's results: its result, or for real
@@ -335,6 +405,7 @@ WRITERS: dict[str, tuple[str, Callable[[dict[str, Any], list[list[str]], str], l
     "training": ("Training speed", training),
     "padim_fit": ("PaDiM fitting: time and memory", padim_fit),
     "real_data": ("Real data: magnetic tiles", real_data),
+    "demo": ("The demo: `make demo` end to end", demo),
 }
 
 INTRO = """# Benchmarks
@@ -342,7 +413,7 @@ INTRO = """# Benchmarks
 Regenerated by `make bench` (every benchmark, full sizes) or `make bench-quick` (small sizes,
 fewer runs, one training epoch on real data: a check that everything runs); one benchmark:
 `.venv/bin/python -m bench.run --only inspection` (`data`, `training`, `padim_fit`,
-`real_data`); on a GPU: `--device cuda`. Results are stored per machine under
+`real_data`, `demo`); on a GPU: `--device cuda`. Results are stored per machine under
 `bench/results/`, and this page is written from all of them (`python -m bench.report`).
 
 Every figure is the median of several runs with the range [min–max]; ratios are run-by-run

@@ -13,7 +13,7 @@ from bench.report import SECTIONS, write
 
 MODULES = {"inspection": "bench.inspection", "data": "bench.data_pipeline",
            "training": "bench.training", "padim_fit": "bench.padim_fit",
-           "real_data": "bench.real_data"}
+           "real_data": "bench.real_data", "demo": "bench.demo"}
 
 
 def main() -> None:
