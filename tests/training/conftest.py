@@ -45,3 +45,10 @@ def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
         "callbacks=none", "logger=csv", "figures.tsne=false", *narrow,
         "drift.n_features=8", *extra,
     ]
+
+
+def strip_warnings(report: str) -> str:
+    """A report without the run's warnings on top (``> **WARNING**: …`` paragraphs)."""
+    while report.startswith("> **WARNING**"):
+        report = report.split("\n\n", 1)[1] if "\n\n" in report else ""
+    return report

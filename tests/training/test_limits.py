@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.training.conftest import fast_overrides
+from tests.training.conftest import fast_overrides, strip_warnings
 from tests.training.test_train import _cfg
 from vqc.inspection.inspector import Inspector
 from vqc.training.limits import StageLimits, limited_rows
@@ -83,7 +83,7 @@ def test_an_unlimited_run_reads_every_image(tiny_csv_set, tmp_path, caplog):
         summary = train(cfg)
     (padim,) = list(Inspector.load(summary["inspector"]).drift)
     # the reports: the whole inspection first, the classifier alone named by its rule
-    inspection = (run / "inspection_report.md").read_text()
+    inspection = strip_warnings((run / "inspection_report.md").read_text())
     assert inspection.startswith("## Test: the whole inspection (drift detector + classifier)")
     assert "| classifier alone (argmax) |" in inspection
     assert inspection.index("| whole inspection |") < inspection.index("in detail")

@@ -72,14 +72,15 @@ def test_random_frozen_blocks_are_warned_about_in_summary_and_reports(tiny_csv_s
     cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "unfreeze=1",
                               "figures.enabled=false", "trainer.max_epochs=1"), run)
     summary = train(cfg)
-    assert len(summary["warnings"]) == 1 and "RANDOM" in summary["warnings"][0]
+    frozen = [w for w in summary["warnings"] if "RANDOM" in w]
+    assert len(frozen) == 1 and frozen[0] == summary["warnings"][0]
     assert json.loads((run / "summary.json").read_text())["warnings"] == summary["warnings"]
     for report in ("test_report.md", "inspection_report.md"):
         assert (run / report).read_text().startswith("> **WARNING**: unfreeze=1 freezes")
     quiet = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", "unfreeze=-1",
                                 "figures.enabled=false", "trainer.max_epochs=1",
                                 "inspector=false"), tmp_path / "quiet")
-    assert train(quiet)["warnings"] == []
+    assert not [w for w in train(quiet)["warnings"] if "RANDOM" in w]
 
 
 def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
