@@ -165,8 +165,10 @@ def test_two_processes_validate_and_test_like_one(tmp_path):
     assert not differing, differing
     assert _same(two["best_score"], single["val/pwa"], 1e-7)
 
-    # Test: the same checkpoint tested by a 1-process run (max_epochs reached: no training).
-    _train([*common, f"ckpt_path={best}", f"hydra.run.dir={one}"], tmp_path)
+    # Test: the same checkpoint tested by a 1-process run resumed from the end of training
+    # (max_epochs reached: no training; the best checkpoint holds the weights only).
+    last = Path(best).parent / "last.ckpt"
+    _train([*common, f"ckpt_path={last}", f"hydra.run.dir={one}"], tmp_path)
     alone = json.loads((one / "summary.json").read_text())
     assert not (one / "train_ddp_process_1.log").exists()
     assert two["test"]["confusion"] == alone["test"]["confusion"]

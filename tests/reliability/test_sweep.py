@@ -183,7 +183,8 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
     for row in (rows[0], rows[2]):  # the other jobs completed
         folder = Path(row["run_dir"])
         assert folder == sweep / row["job"]
-        assert (folder / "checkpoints" / "last.ckpt").is_file()
+        # a finished sweep job keeps its best weights, not last.ckpt (keep_last_checkpoint)
+        assert not (folder / "checkpoints" / "last.ckpt").is_file()
         assert list((folder / "checkpoints").glob("best-*.ckpt"))
         assert 0.0 <= float(row["metric"]) <= 1.0 and row["error"] == ""
         assert row["wandb"] == "finished"
@@ -205,13 +206,13 @@ def test_one_failing_job_does_not_stop_the_sweep(tmp_path):
 def test_a_job_failing_during_training_closes_its_wandb_run_as_failed(tmp_path):
     data = write_tiny_csv_set(tmp_path / "set")
     sweep = tmp_path / "sweep"
-    # lr=nan: the first step makes the weights NaN, the next loss is not finite and training
-    # stops (module.nan_policy=stop), after the job's W&B run was created.
-    result = subprocess.run(_sweep_command(data, tmp_path, sweep, "lr=nan"), env=_env(),
+    # lr=1e38 passes the config check (lr=nan does not) and fails in the first optimizer step,
+    # which overflows: a failure during training, after the job's W&B run was created.
+    result = subprocess.run(_sweep_command(data, tmp_path, sweep, "lr=1e38"), env=_env(),
                             cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert result.returncode == 1, result.stderr[-3000:]
     (row,) = _rows(sweep)
-    assert row["status"] == "failed" and "non-finite training loss" in row["error"]
+    assert row["status"] == "failed" and "overflow" in row["error"]
     assert row["wandb"] == "failed"
     (wandb_file,) = Path(row["wandb_run"]).glob("run-*.wandb")
     assert _exit_code(wandb_file) == 1
