@@ -54,7 +54,7 @@ CASES = (
                   ("block2", "block3", "block4")),
     InspectorCase("ResNet-18", {"name": "resnet18"}, ("layer1", "layer2", "layer3")),
     InspectorCase("ResNet-50", {"name": "resnet50"}, ("layer1", "layer2", "layer3")),
-    InspectorCase("EfficientNet-Lite0, PaDiM + pooled + gate",
+    InspectorCase("EfficientNet-Lite0, PaDiM + pooled + quality + gate (the demo's)",
                   {"name": "efficientnet_lite0", "pretrained": False},
                   ("stage1", "stage2", "stage4"), pooled_and_gate=True),
 )
@@ -76,8 +76,9 @@ def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_imag
     if case.pooled_and_gate:
         drift = build_ensemble(
             {"padim": ("padim", {"layers": list(case.drift_layers),
-                                 "n_features": case.n_features}),
-             "pooled": ("pooled", {}), "good_gate": ("pooled", {"fit_on": "good"})},
+                                 "n_features": case.n_features, "pool": 4}),
+             "pooled": ("pooled", {}), "quality": ("image_quality", {}),
+             "good_gate": ("pooled", {"fit_on": "good"})},
             classifier, roles={"good_gate": "defect"})
         batches = [(forward_outputs(classifier, images[i:i + BATCH], drift.layers),
                     codes[i:i + BATCH], None) for i in range(0, fit_images, BATCH)]
