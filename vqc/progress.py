@@ -86,6 +86,24 @@ def phase(name: str, total: int | None = None, unit: str = "images",
     log.info(current.line())
 
 
+@contextmanager
+def lines_on_stderr() -> Iterator[None]:
+    """The phase lines on this call's stderr, whatever logging the caller has set up (for a
+    command without a logging set-up of its own): a handler of its own, removed afterwards."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level, propagate = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)
+        log.propagate = propagate
+
+
 def batch_rows(batch: Any) -> int:
     """Images in a ``(images, ...)`` batch or a tensor of images."""
     first = batch[0] if isinstance(batch, tuple | list) else batch

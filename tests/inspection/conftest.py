@@ -68,3 +68,23 @@ def write_images(folder: Path, n_normal: int, n_drift: int, seed: int = 1) -> li
         Image.fromarray(array, mode="L").save(folder / name)
         names.append(name)
     return names
+
+
+def interrupt_prediction(argv: list[str], monkeypatch: pytest.MonkeyPatch, at_batch: int = 2
+                         ) -> None:
+    """Run ``vqc-predict`` and stop it as a kill would when batch ``at_batch`` starts."""
+    from vqc.cli import predict as predict_cli
+
+    real = predict_cli._predict_batch
+    calls = {"n": 0}
+
+    def dies(*a, **k):
+        calls["n"] += 1
+        if calls["n"] == at_batch:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(predict_cli, "_predict_batch", dies)
+    with pytest.raises(KeyboardInterrupt):
+        predict_cli.main(argv)
+    monkeypatch.setattr(predict_cli, "_predict_batch", real)

@@ -1,7 +1,7 @@
 import pandas as pd
 import pytest
 
-from tests.inspection.conftest import write_images
+from tests.inspection.conftest import interrupt_prediction, write_images
 from vqc.cli import predict as predict_cli
 
 
@@ -87,23 +87,6 @@ def test_missing_inspector_is_a_clear_error(tmp_path, capsys):
     assert "nope.safetensors: inspector file not found" in capsys.readouterr().err
 
 
-def _interrupted_run(args, out, monkeypatch, at_batch: int = 2):
-    """Run ``vqc-predict`` and stop it as a kill would, when batch ``at_batch`` starts."""
-    calls = {"n": 0}
-    real = predict_cli._predict_batch
-
-    def dies(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == at_batch:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(predict_cli, "_predict_batch", dies)
-    with pytest.raises(KeyboardInterrupt):
-        predict_cli.main([*args, "--out", str(out)])
-    monkeypatch.setattr(predict_cli, "_predict_batch", real)
-
-
 def test_a_torn_last_line_is_redone(artifact, tmp_path, monkeypatch):
     names = write_images(tmp_path / "images", 6, 2)
     index, _ = _index(tmp_path / "images", names, tmp_path)
@@ -113,7 +96,7 @@ def test_a_torn_last_line_is_redone(artifact, tmp_path, monkeypatch):
     assert predict_cli.main([*args, "--out", str(reference)]) == 0
     out = tmp_path / "sub.csv"
     partial = tmp_path / "sub.csv.partial.csv"
-    _interrupted_run(args, out, monkeypatch)
+    interrupt_prediction([*args, "--out", str(out)], monkeypatch)
     # a kill in the middle of writing the first batch: header, two rows, half a row
     lines = partial.read_text().splitlines(keepends=True)
     assert len(lines) == 5

@@ -9,22 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
 from PIL import Image
 
 from tests.training.conftest import fast_overrides
+from tests.training.test_train import _cfg
 from vqc.cli import predict as predict_cli
 from vqc.config import compose
 from vqc.errors import ConfigError
 from vqc.training.task import train
-
-
-def _cfg(overrides: list[str], run_dir: Path):
-    GlobalHydra.instance().clear()
-    cfg = compose("train", overrides)
-    with open_dict(cfg):
-        cfg.paths.run_dir = str(run_dir)
-    return cfg
 
 
 def _image(rng: np.random.Generator, code: int, size: int = 16) -> Image.Image:

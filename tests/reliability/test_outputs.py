@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from tests.inspection.conftest import make_inspector, write_images
+from tests.inspection.conftest import interrupt_prediction, make_inspector, write_images
 from vqc.cli import predict as predict_cli
 from vqc.io import write_atomic
 from vqc.training.callbacks import FiniteModelCheckpoint
@@ -50,23 +50,6 @@ def _args(model: Path, images: Path, *extra: str) -> list[str]:
     return ["--inspector", str(model), "--images", str(images), "--batch-size", "4", *extra]
 
 
-def _interrupt(argv: list[str], monkeypatch: pytest.MonkeyPatch, at_batch: int = 2) -> None:
-    """Run ``vqc-predict`` and stop it as a kill would when batch ``at_batch`` starts."""
-    real = predict_cli._predict_batch
-    calls = {"n": 0}
-
-    def dies(*a, **k):
-        calls["n"] += 1
-        if calls["n"] == at_batch:
-            raise KeyboardInterrupt
-        return real(*a, **k)
-
-    monkeypatch.setattr(predict_cli, "_predict_batch", dies)
-    with pytest.raises(KeyboardInterrupt):
-        predict_cli.main(argv)
-    monkeypatch.setattr(predict_cli, "_predict_batch", real)
-
-
 def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     err = capsys.readouterr().err
     lines = [line for line in err.splitlines() if line.startswith("vqc-predict: error:")]
@@ -79,7 +62,7 @@ def test_resume_with_another_inspector_is_refused(models, images, tmp_path, monk
     a, b = models
     out = tmp_path / "out" / "sub.csv"
     partial = out.with_name("sub.csv.partial.csv")
-    _interrupt([*_args(a, images), "--out", str(out)], monkeypatch)
+    interrupt_prediction([*_args(a, images), "--out", str(out)], monkeypatch)
     rows_of_a = partial.read_bytes()
     record = json.loads(out.with_name("sub.csv.partial.json").read_text())
     assert record["model"]["path"] == str(a.resolve())
@@ -105,7 +88,7 @@ def test_resume_with_other_images_or_options_is_refused(models, images, tmp_path
                                                          capsys):
     a, _ = models
     out = tmp_path / "sub.csv"
-    _interrupt([*_args(a, images), "--out", str(out)], monkeypatch)
+    interrupt_prediction([*_args(a, images), "--out", str(out)], monkeypatch)
     capsys.readouterr()
     assert predict_cli.main([*_args(a, images, "--on-bad-image", "drift"), "--out",
                              str(out)]) == 1
@@ -123,7 +106,7 @@ def test_resume_with_another_batch_size_continues(models, images, tmp_path, monk
     reference = tmp_path / "ref.csv"
     assert predict_cli.main([*_args(a, images), "--out", str(reference)]) == 0
     out = tmp_path / "sub.csv"
-    _interrupt([*_args(a, images), "--out", str(out)], monkeypatch, at_batch=3)
+    interrupt_prediction([*_args(a, images), "--out", str(out)], monkeypatch, at_batch=3)
     capsys.readouterr()
     assert predict_cli.main([*_args(a, images), "--batch-size", "3", "--out", str(out)]) == 0
     assert "resuming: 8 of 12 rows already predicted" in capsys.readouterr().err
@@ -134,7 +117,7 @@ def test_a_partial_file_without_its_record_is_refused(models, images, tmp_path, 
                                                       capsys):
     a, _ = models
     out = tmp_path / "sub.csv"
-    _interrupt([*_args(a, images), "--out", str(out)], monkeypatch)
+    interrupt_prediction([*_args(a, images), "--out", str(out)], monkeypatch)
     (tmp_path / "sub.csv.partial.json").unlink()
     capsys.readouterr()
     assert predict_cli.main([*_args(a, images), "--out", str(out)]) == 1

@@ -14,12 +14,12 @@ from omegaconf import OmegaConf
 from tests.training.conftest import fast_overrides, write_tiny_csv_set
 from tests.training.wandb_records import records
 from vqc.errors import ConfigError
+from vqc.training.run_names import job_run_name
 from vqc.training.sweep import (
     RESULT_FILE,
     SUMMARY_CSV,
     SUMMARY_JSON,
     SweepSummary,
-    job_run_name,
     record_failure,
 )
 

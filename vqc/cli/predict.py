@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import logging
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -37,7 +36,7 @@ from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
 from vqc.io import folder_problem, write_atomic, write_csv_atomic
 from vqc.lock import OutputLock
-from vqc.progress import phase
+from vqc.progress import lines_on_stderr, phase
 from vqc.provenance import Fingerprint, file_sha256
 
 if TYPE_CHECKING:
@@ -369,27 +368,8 @@ def _predict_batch(inspector, batch: pd.DataFrame, on_bad_image: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with _progress_lines_on_stderr():
+    with lines_on_stderr():  # the phase line: phase predict: N images in T s
         return _run(args)
-
-
-@contextmanager
-def _progress_lines_on_stderr() -> Iterator[None]:
-    """The phase line (``phase predict: N images in T s``) on this call's stderr, whatever
-    logging the caller has set up (a handler of its own, removed afterwards)."""
-    logger = logging.getLogger("vqc.progress")
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    level, propagate = logger.level, logger.propagate
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        logger.propagate = propagate
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -25,7 +25,7 @@ def _names() -> tuple[str, str | None]:
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
     if hydra_cfg.mode == RunMode.MULTIRUN:
-        from vqc.training.sweep import job_run_name
+        from vqc.training.run_names import job_run_name
 
         return job_run_name(hydra_cfg), f"sweep-{Path(hydra_cfg.sweep.dir).name}"
     return run_dir.name, None
