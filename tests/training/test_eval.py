@@ -77,6 +77,22 @@ def test_eval_of_the_best_checkpoint_repeats_the_training_run_test(trained, tmp_
         out / "config.yaml").read_text()
 
 
+def test_eval_of_a_checkpoint_alone_takes_the_settings_of_its_run(trained, tmp_path,
+                                                                 monkeypatch) -> None:
+    run, _ = trained
+    summary = json.loads((run / "summary.json").read_text())
+    best = summary["best_checkpoint"]
+    out = tmp_path / "eval"
+    code = run_script(eval_cli.main, [f"ckpt_path={best}", f"hydra.run.dir={out}"], monkeypatch)
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["test"] == summary["test"]
+    assert "the run's settings, from" in (out / "eval.log").read_text()
+    # without them, the default model's weights are not the checkpoint's: refused by name
+    code = run_script(eval_cli.main, [f"ckpt_path={best}", f"hydra.run.dir={tmp_path / 'off'}",
+                                      "use_run_settings=false"], monkeypatch)
+    assert code == 2
+
+
 def test_eval_of_an_inspector_scores_it_as_training_did(trained, tmp_path, monkeypatch) -> None:
     run, overrides = trained
     out = tmp_path / "eval"

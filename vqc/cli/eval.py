@@ -3,9 +3,9 @@
     python eval.py ckpt_path=outputs/runs/X/checkpoints/best-epoch007.ckpt
     python eval.py inspector=outputs/runs/X/inspector.safetensors data=csv data.root=/data/new
 
-The run's own settings (model, data, module, drift) are given as for training
-(``experiment=...`` and the same overrides); the reports go to a run folder of their own under
-``outputs/evals/``.
+A checkpoint in a run folder is tested with the settings that run was made with (its
+``.hydra/overrides.yaml``, then the overrides given here: ``vqc/cli/run_settings.py``); an
+inspector carries its own. The reports go to a run folder of their own under ``outputs/evals/``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,20 @@ from vqc.errors import VqcError
 
 log = logging.getLogger("vqc")
 register_resolvers()
+_run_settings_line: str | None = None
 
 
 def main() -> None:
-    """``python eval.py [overrides]``."""
+    """``python eval.py [overrides]``: a checkpoint's run settings come first."""
+    global _run_settings_line
+    from vqc.cli.run_settings import with_run_settings
+
+    try:
+        args, _run_settings_line = with_run_settings(sys.argv[1:])
+    except VqcError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [sys.argv[0], *args]
     _hydra_main()
 
 
@@ -40,6 +50,8 @@ def _hydra_main(cfg: DictConfig) -> None:
     from vqc.config_checks import CHECKS
     from vqc.training.evaluation import evaluate, one_target
 
+    if _run_settings_line:
+        log.info("%s", _run_settings_line)
     try:
         start_run(cfg, checks=[*CHECKS, one_target])
         summary = evaluate(cfg, Path(HydraConfig.get().runtime.output_dir).name)
