@@ -105,6 +105,27 @@ def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
                                   "figures.enabled=false", f"ckpt_path={best}"), run))
 
 
+EMA = ["+callbacks.weight_averaging._target_=vqc.training.averaging.EmaWeights",
+       "+callbacks.weight_averaging.decay=0.5", "+callbacks.weight_averaging.start_epoch=1"]
+
+
+def test_weight_averaging_is_checkpointed_tested_and_resumed(tiny_csv_set, tmp_path):
+    run = tmp_path / "run"
+    common = ["depth=2", "figures.enabled=false", "inspector=false", *EMA]
+    train(_cfg(fast_overrides(tiny_csv_set, tmp_path, *common, "trainer.max_epochs=2"), run))
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    average, current = last["state_dict"], last["current_model_state"]
+    assert set(average) == set(current)
+    assert any(not torch.equal(average[k], current[k]) for k in average)  # averaged, not a copy
+    # resumed, the averaged and the current weights go on from where each was
+    summary = train(_cfg(fast_overrides(tiny_csv_set, tmp_path, *common, "trainer.max_epochs=3",
+                                        "ckpt_path=last"), run))
+    assert summary["epochs"] == 3
+    resumed = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    assert int(resumed["averaging_state"]["n_averaged"]) == int(
+        last["averaging_state"]["n_averaged"]) + 3  # one epoch more: 3 steps
+
+
 def test_multirun_writes_one_offline_wandb_run_per_job(tiny_csv_set, tmp_path):
     env = os.environ | {"WANDB_MODE": "offline", "HF_HUB_OFFLINE": "1", "WANDB_SILENT": "true"}
     overrides = [o for o in fast_overrides(tiny_csv_set, tmp_path, "model=resnet18")
