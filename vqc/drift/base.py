@@ -12,7 +12,6 @@ See ``docs/DRIFT.md``.
 from __future__ import annotations
 
 import json
-import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +25,6 @@ from vqc.drift.threshold import (
     DEFAULT_TARGET_RATE,
     DriftThreshold,
     Method,
-    calibrate_threshold,
     fit_threshold,
 )
 from vqc.errors import ConfigError, DataError
@@ -34,6 +32,27 @@ from vqc.errors import ConfigError, DataError
 #: Key of the variant fitted on every selected image (PaDiM's global Gaussian), the fallback
 #: for libs a detector has no variant of.
 GLOBAL = "*"
+
+#: The quantile of a detector's in-distribution validation scores that its scale is: in the
+#: tail, so that detectors with light and with heavy tails weigh alike in a combination, yet
+#: with a tenth of the scores above it, so that no single validation image sets it.
+SCALE_QUANTILE = 0.9
+
+
+def detector_scale(normal_scores: Tensor) -> float:
+    """A detector's scale: its in-distribution validation scores' :data:`SCALE_QUANTILE`.
+
+    Not their quantile at ``1 - target_rate``: with a few hundred validation images that is
+    their largest, so every detector's normalised validation scores would top out at exactly
+    1, the combined score's threshold would be 1, and each detector would spend the whole
+    false-drift budget on new images on its own (the union, ``D`` times the budget). From a
+    quantile with many scores above it, the combined threshold is calibrated on a combined
+    score whose tail is the union's.
+    """
+    values = normal_scores.detach().to(torch.float64).reshape(-1)
+    if values.numel() == 0:
+        raise DataError("a drift detector's scale needs in-distribution validation scores")
+    return max(float(torch.quantile(values, SCALE_QUANTILE)), torch.finfo(torch.float32).tiny)
 
 
 @dataclass
@@ -154,8 +173,8 @@ class DriftDetector(ResizableBuffers):
 
     ``config`` is a frozen dataclass of the detector's options (JSON-ready), with at least
     ``fit_on`` and ``good_code``. After :meth:`calibrate_scores`, :attr:`threshold` is the
-    detector's own threshold and the buffer ``scale`` its validation score quantile at
-    ``1 - target_rate`` (what a combination of detectors divides its scores by).
+    detector's own threshold and the buffer ``scale`` (:func:`detector_scale`, what a
+    combination of detectors divides its scores by).
     """
 
     #: The registry name (``type:`` in ``conf/drift/*.yaml``), set by ``register``.
@@ -319,14 +338,11 @@ class DriftDetector(ResizableBuffers):
                          is_drift: Tensor | None = None,
                          target_rate: float = DEFAULT_TARGET_RATE, per_lib: bool = False,
                          method: Method = "auto") -> DriftThreshold:
-        """Set :attr:`threshold` (see :func:`fit_threshold`) and the ``scale`` buffer (the
-        in-distribution scores' quantile at ``1 - target_rate``) from validation scores."""
+        """Set :attr:`threshold` (see :func:`fit_threshold`) and the ``scale`` buffer
+        (:func:`detector_scale`) from validation scores."""
         self.threshold = fit_threshold(scores, libs, is_drift, target_rate, per_lib, method)
         normal = scores if is_drift is None else scores[~is_drift.to(torch.bool)]
-        with warnings.catch_warnings():  # the threshold above already warned about few scores
-            warnings.simplefilter("ignore")
-            scale = calibrate_threshold(normal if len(normal) else scores, target_rate)
-        self.scale.fill_(max(scale, torch.finfo(torch.float32).tiny))
+        self.scale.fill_(detector_scale(normal if len(normal) else scores))
         return self.threshold
 
     def calibrate(self, batches: Iterable[Sequence[Any]],
