@@ -37,6 +37,17 @@ def test_the_runs_overrides_come_first_and_the_given_ones_win(tmp_path) -> None:
     assert str(checkpoint.parent.parent / ".hydra" / "overrides.yaml") in line
 
 
+def test_settings_of_how_the_run_was_made_stay_behind_and_deletions_are_kept(tmp_path) -> None:
+    checkpoint = a_run(tmp_path, "- hparams_search=optuna\n- logger=wandb\n- trainer=ddp\n"
+                                 "- trainer.max_epochs=30\n- ckpt_path=last\n- ~drift\n"
+                                 "- +callbacks.weight_averaging.decay=0.9\n- hydra/launcher=x\n"
+                                 "- model=resnet18\n")
+    args, _ = with_run_settings([f"ckpt_path={checkpoint}"])
+    assert args == ["~drift", "model=resnet18", f"ckpt_path={checkpoint}"]
+    args, _ = with_run_settings([f"ckpt_path={checkpoint}", "~model"])
+    assert args == ["~drift", f"ckpt_path={checkpoint}", "~model"]
+
+
 def test_nothing_is_added_when_switched_off_outside_a_run_or_without_a_checkpoint(
         tmp_path) -> None:
     checkpoint = a_run(tmp_path, "- seed=1\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 from torch.utils.data import DataLoader, TensorDataset
 
 from vqc.errors import ConfigError
@@ -52,23 +53,29 @@ def test_the_average_starts_at_its_epoch_and_ends_in_the_model(tmp_path) -> None
     for w in (4.0, 5.0, 6.0):
         expected = d * expected + (1 - d) * w
     assert module.w.item() == pytest.approx(expected)
-    # validation sees the average: epoch 0 the untouched copy (0), then the average so far
-    assert module.seen[0] == pytest.approx(0.0)
+    # validation sees the model itself until something is averaged, then the average so far
+    assert module.seen[0] == pytest.approx(2.0)
     assert module.seen[1] == pytest.approx(d * 3.0 + (1 - d) * 4.0)
     assert module.seen[2] == pytest.approx(expected)
 
 
-def test_checkpoints_hold_the_average_and_resume_both(tmp_path) -> None:
-    callback = EmaWeights(decay=0.5, start_epoch=0)
+def test_a_run_that_ends_before_the_start_keeps_its_training(tmp_path) -> None:
+    module = fit(tmp_path, EmaWeights(decay=0.5, start_epoch=5), epochs=2)
+    assert module.w.item() == pytest.approx(4.0)  # 4 steps, nothing averaged, nothing undone
+    assert module.seen == [pytest.approx(2.0), pytest.approx(4.0)]
+
+
+def test_weights_only_checkpoints_hold_the_average(tmp_path) -> None:
+    best = ModelCheckpoint(dirpath=tmp_path, filename="best", monitor=None,
+                           save_weights_only=True)
     module = Counter()
-    trainer = L.Trainer(max_epochs=1, callbacks=[callback], logger=False,
-                        enable_checkpointing=False, enable_progress_bar=False,
-                        enable_model_summary=False, num_sanity_val_steps=0,
-                        default_root_dir=tmp_path, accelerator="cpu")
-    trainer.fit(module, loader(), loader(2))  # 2 steps, 1 validation step
-    trainer.save_checkpoint(tmp_path / "x.ckpt")
-    saved = torch.load(tmp_path / "x.ckpt", weights_only=True)
-    assert float(saved["state_dict"]["w"]) == pytest.approx(0.5 * 1 + 0.5 * 2)
+    trainer = L.Trainer(max_epochs=1, callbacks=[EmaWeights(decay=0.5), best], logger=False,
+                        enable_progress_bar=False, enable_model_summary=False,
+                        num_sanity_val_steps=0, default_root_dir=tmp_path, accelerator="cpu")
+    trainer.fit(module, loader(), loader(2))
+    saved = torch.load(tmp_path / "best.ckpt", weights_only=True)
+    assert saved["state_dict"]["w"].item() == pytest.approx(0.5 * 1 + 0.5 * 2)  # the average
+    assert saved["current_model_state"]["w"].item() == pytest.approx(2.0)  # and the weights
 
 
 @pytest.mark.parametrize(("options", "name"), [({"decay": 1.0}, "decay"),

@@ -106,7 +106,7 @@ def test_resume_continues_at_the_next_epoch(tiny_csv_set, tmp_path):
 
 
 EMA = ["+callbacks.weight_averaging._target_=vqc.training.averaging.EmaWeights",
-       "+callbacks.weight_averaging.decay=0.5", "+callbacks.weight_averaging.start_epoch=1"]
+       "+callbacks.weight_averaging.decay=0.5", "+callbacks.weight_averaging.start_epoch=0"]
 
 
 def test_weight_averaging_is_checkpointed_tested_and_resumed(tiny_csv_set, tmp_path):
@@ -117,6 +117,8 @@ def test_weight_averaging_is_checkpointed_tested_and_resumed(tiny_csv_set, tmp_p
     average, current = last["state_dict"], last["current_model_state"]
     assert set(average) == set(current)
     assert any(not torch.equal(average[k], current[k]) for k in average)  # averaged, not a copy
+    best = torch.load(next((run / "checkpoints").glob("best-*.ckpt")), weights_only=True)
+    assert "current_model_state" in best  # saved whole: its weights are the average
     # resumed, the averaged and the current weights go on from where each was
     summary = train(_cfg(fast_overrides(tiny_csv_set, tmp_path, *common, "trainer.max_epochs=3",
                                         "ckpt_path=last"), run))

@@ -18,10 +18,22 @@ from vqc.errors import ConfigError
 
 SWITCH = "use_run_settings"
 
+#: Settings of how a run was made, not of what it made: Hydra's own (an Optuna search's
+#: ``hparams_search`` would turn the evaluation into a sweep), the loggers (``eval.yaml`` logs
+#: to CSV), the trainer (a DDP or GPU run is evaluated here as the command line says) and the
+#: callbacks (weight averaging, early stopping), and the checkpoint it resumed from.
+NOT_CARRIED = ("hydra", "hparams_search", "logger", "trainer", "callbacks", "ckpt_path",
+               "optimized_metric")
+
 
 def override_key(override: str) -> str:
     """The key an override sets: ``+a.b=1`` -> ``a.b``; ``data=csv`` -> ``data``."""
     return override.split("=", 1)[0].lstrip("+~")
+
+
+def _not_carried(key: str) -> bool:
+    root = key.split("/", 1)[0].split(".", 1)[0]
+    return root in NOT_CARRIED
 
 
 def _value(argv: Sequence[str], key: str) -> str | None:
@@ -52,8 +64,8 @@ def saved_overrides(checkpoint: str | Path) -> tuple[Path, list[str]] | None:
 
 def with_run_settings(argv: Sequence[str]) -> tuple[list[str], str | None]:
     """``argv`` (without the program name) preceded by the overrides of the checkpoint's run
-    (those of ``hydra.*``, the run's own folder, and of any key ``argv`` sets are left out),
-    and a line saying which were added (``None`` where none were)."""
+    (deletions ``~key`` included; those of :data:`NOT_CARRIED` and of any key ``argv`` sets
+    are left out), and a line saying which were added (``None`` where none were)."""
     args = list(argv)
     checkpoint = _value(args, "ckpt_path")
     switch = (_value(args, SWITCH) or "true").strip().lower()
@@ -65,8 +77,8 @@ def with_run_settings(argv: Sequence[str]) -> tuple[list[str], str | None]:
     if found is None:
         return args, None
     path, overrides = found
-    given = {override_key(arg) for arg in args if "=" in arg}
-    kept = [o for o in overrides if "=" in o and not override_key(o).startswith("hydra.")
-            and override_key(o) not in given and override_key(o) != "ckpt_path"]
+    given = {override_key(arg) for arg in args if "=" in arg or arg.startswith("~")}
+    kept = [o for o in overrides if ("=" in o or o.startswith("~"))
+            and not _not_carried(override_key(o)) and override_key(o) not in given]
     line = f"the run's settings, from {path}: {' '.join(kept)}" if kept else None
     return [*kept, *args], line

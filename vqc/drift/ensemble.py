@@ -3,9 +3,9 @@
 Each detector's raw score is divided by its own validation scale (its in-distribution
 validation scores' 90% quantile, :func:`vqc.drift.base.detector_scale`); the combined drift
 score is the largest of these normalised scores, and one threshold, calibrated on validation for
-the combined score at the target rate, decides. The detector with the largest normalised score is the one that
-"fired". With a single detector nothing is divided: the combined score is its raw score and the
-threshold its own, exactly one detector's behaviour.
+the combined score at the target rate, decides. The detector with the largest normalised score
+is the one that "fired". With a single detector nothing is divided: the combined score is its
+raw score and the threshold its own, exactly one detector's behaviour.
 
 :class:`Combination` is the rule alone (names, scales, threshold), shared by the PyTorch
 inspector and the ONNX runtime so both decide alike.
