@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from vqc.cli.run_settings import override_key, with_run_settings
+from vqc.cli.run_settings import with_run_settings
 from vqc.errors import ConfigError
+from vqc.training.run_names import override_key
 
 
 def a_run(tmp_path: Path, overrides: str) -> Path:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from vqc.drift.base import detector_scale
-from vqc.drift.threshold import calibrate_threshold
+from vqc.drift.threshold import calibrate_threshold, detector_scale
 from vqc.errors import DataError
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from vqc.errors import ConfigError
+from vqc.training.run_names import override_key
 
 SWITCH = "use_run_settings"
 
@@ -24,11 +25,6 @@ SWITCH = "use_run_settings"
 #: callbacks (weight averaging, early stopping), and the checkpoint it resumed from.
 NOT_CARRIED = ("hydra", "hparams_search", "logger", "trainer", "callbacks", "ckpt_path",
                "optimized_metric")
-
-
-def override_key(override: str) -> str:
-    """The key an override sets: ``+a.b=1`` -> ``a.b``; ``data=csv`` -> ``data``."""
-    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _not_carried(key: str) -> bool:

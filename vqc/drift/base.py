@@ -25,6 +25,7 @@ from vqc.drift.threshold import (
     DEFAULT_TARGET_RATE,
     DriftThreshold,
     Method,
+    detector_scale,
     fit_threshold,
 )
 from vqc.errors import ConfigError, DataError
@@ -32,28 +33,6 @@ from vqc.errors import ConfigError, DataError
 #: Key of the variant fitted on every selected image (PaDiM's global Gaussian), the fallback
 #: for libs a detector has no variant of.
 GLOBAL = "*"
-
-#: The quantile of a detector's in-distribution validation scores that its scale is: in the
-#: tail, so that detectors with light and with heavy tails weigh alike in a combination, yet
-#: with a tenth of the scores above it, so that no single validation image sets it.
-SCALE_QUANTILE = 0.9
-
-
-def detector_scale(normal_scores: Tensor) -> float:
-    """A detector's scale: its in-distribution validation scores' :data:`SCALE_QUANTILE`.
-
-    Not their quantile at ``1 - target_rate``: with a few hundred validation images that is
-    their largest, so every detector's normalised validation scores would top out at exactly
-    1, the combined score's threshold would be 1, and each detector would spend the whole
-    false-drift budget on new images on its own (the union, ``D`` times the budget). From a
-    quantile with many scores above it, the combined threshold is calibrated on a combined
-    score whose tail is the union's.
-    """
-    values = normal_scores.detach().to(torch.float64).reshape(-1)
-    if values.numel() == 0:
-        raise DataError("a drift detector's scale needs in-distribution validation scores")
-    return max(float(torch.quantile(values, SCALE_QUANTILE)), torch.finfo(torch.float32).tiny)
-
 
 @dataclass
 class ForwardOutputs:

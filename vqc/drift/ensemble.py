@@ -1,7 +1,7 @@
 """Several drift detectors, one decision.
 
 Each detector's raw score is divided by its own validation scale (its in-distribution
-validation scores' 90% quantile, :func:`vqc.drift.base.detector_scale`); the combined drift
+validation scores' 90% quantile, :func:`vqc.drift.threshold.detector_scale`); the combined drift
 score is the largest of these normalised scores, and one threshold, calibrated on validation for
 the combined score at the target rate, decides. The detector with the largest normalised score
 is the one that "fired". With a single detector nothing is divided: the combined score is its

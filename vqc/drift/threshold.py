@@ -9,6 +9,9 @@ exchangeable with the validation ones (same process, no ties), the probability t
 flagged is ``(n + 1 - k) / (n + 1)``: at most ``a`` and at least ``a - 1 / (n + 1)``. This
 needs ``n >= (1 - a) / a`` scores (199 for 0.5%); with fewer the largest score is returned and
 a warning says the rate cannot be bounded (it is then about ``1 / (n + 1)``).
+
+A detector combined with others also gets a scale (:func:`detector_scale`), what its scores are
+divided by before the combined score takes their largest.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any, Literal
 
 import torch
 
-from vqc.errors import ConfigError
+from vqc.errors import ConfigError, DataError
 
 DEFAULT_TARGET_RATE = 0.005
 Method = Literal["rate", "f1", "auto"]
@@ -186,3 +189,25 @@ def fit_threshold(
             if value is not None:
                 result.per_lib[lib] = value
     return result
+
+
+#: The quantile of a detector's in-distribution validation scores that its scale is: in the
+#: tail, so that detectors with light and with heavy tails weigh alike in a combination, yet
+#: with a tenth of the scores above it, so that no single validation image sets it.
+SCALE_QUANTILE = 0.9
+
+
+def detector_scale(normal_scores: torch.Tensor) -> float:
+    """A detector's scale: its in-distribution validation scores' :data:`SCALE_QUANTILE`.
+
+    Not their quantile at ``1 - target_rate``: with a few hundred validation images that is
+    their largest, so every detector's normalised validation scores would top out at exactly
+    1, the combined score's threshold would be 1, and each detector would spend the whole
+    false-drift budget on new images on its own (the union, ``D`` times the budget). From a
+    quantile with many scores above it, the combined threshold is calibrated on a combined
+    score whose tail is the union's.
+    """
+    values = normal_scores.detach().to(torch.float64).reshape(-1)
+    if values.numel() == 0:
+        raise DataError("a drift detector's scale needs in-distribution validation scores")
+    return max(float(torch.quantile(values, SCALE_QUANTILE)), torch.finfo(torch.float32).tiny)

@@ -9,6 +9,7 @@ from omegaconf import DictConfig, OmegaConf
 
 
 def override_key(override: str) -> str:
+    """The key an override sets: ``+a.b=1`` -> ``a.b``; ``~drift`` -> ``drift``."""
     return override.split("=", 1)[0].lstrip("+~")
 
 
