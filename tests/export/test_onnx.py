@@ -8,7 +8,7 @@ import torch
 
 from tests.export.conftest import LIBS, bright_image
 from tests.inspection.conftest import anomalous_image, normal_image
-from vqc.drift import GLOBAL, ClassifierFeatures, PadimDetector
+from vqc.drift import GLOBAL, ClassifierFeatures, PadimDetector, build_ensemble, forward_outputs
 from vqc.errors import ConfigError, DataError
 from vqc.export import OnnxInspector, check_parity, export_onnx
 from vqc.export import onnx as export_module
@@ -198,3 +198,39 @@ def test_pooled_padim_positions_export_and_decide_alike(tmp_path, pool):
     a, b = inspector(images, libs), loaded(images, libs)
     assert torch.equal(a.drift_score, b.drift_score) and torch.equal(a.decision, b.decision)
     assert saved.stat().st_size < full.save(tmp_path / "full.safetensors").stat().st_size
+
+
+def test_an_ensemble_inspector_saves_loads_and_exports_alike(tmp_path):
+    """Two networks answering as one: saved with ``members`` in its spec, read back bit for
+    bit, and the ONNX graph runs both (the logits the mean of their probabilities)."""
+    from dataclasses import replace
+
+    from tests.inspection.conftest import tiny_model_and_spec
+    from vqc.models import EnsembleClassifier, member_count
+
+    first, spec = tiny_model_and_spec(21, temperature=1.3)
+    second, _ = tiny_model_and_spec(22)
+    ensemble = EnsembleClassifier([first, second]).eval()
+    spec = replace(spec, model={**spec.model, "members": 2})
+    drift = build_ensemble({"pooled": ("pooled", {})}, ensemble, target_rate=0.1)
+    rng = np.random.default_rng(21)
+    images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(60)]))[:, None]
+    images = images.float() / 255
+    codes = torch.zeros(60, dtype=torch.long)
+    drift.fit([(forward_outputs(ensemble, images[:40], drift.layers), codes[:40], None)])
+    drift.calibrate([(forward_outputs(ensemble, images[40:], drift.layers), codes[40:], None)],
+                    good_code=0)
+    inspector = Inspector(ensemble, spec, drift)
+    loaded = Inspector.load(inspector.save(tmp_path / "ensemble.safetensors"))
+    assert member_count(loaded.classifier) == 2
+    batch = inspector.normalise(_batch(4, 2, 2, seed=21))
+    ours, theirs = inspector(batch), loaded(batch)
+    assert torch.equal(ours.probabilities, theirs.probabilities)
+    assert torch.equal(ours.decision, theirs.decision)
+    expected = (first(batch).softmax(dim=1) + second(batch).softmax(dim=1)) / 2
+    torch.testing.assert_close(inspector.outputs(batch).logits.softmax(dim=1), expected)
+    path = export_onnx(inspector, tmp_path / "ensemble.onnx")
+    report = check_parity(inspector, path, batch, None)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    torch.testing.assert_close(OnnxInspector(path)(batch).probabilities, ours.probabilities,
+                               rtol=1e-4, atol=1e-6)

@@ -197,3 +197,46 @@ def test_inspector_step_fits_two_drift_detectors(tiny_csv_set, tmp_path):
     assert inspector.drift.detectors["padim"].config.n_features == 8
     assert inspector.drift.detectors["pooled"].config.fit_on == "good"
     assert 0.0 <= summary["inspection"]["false_drift_rate"] <= 1.0
+
+
+def test_an_ensemble_trains_its_members_and_answers_as_one(tiny_csv_set, tmp_path):
+    from vqc.data.dataset import frame_batches
+    from vqc.inspection.inspector import Inspector
+    from vqc.models import member_count
+    from vqc.training.task import prepare_data
+
+    run = tmp_path / "run"
+    common = ["depth=2", "figures.enabled=false", "trainer.max_epochs=1", "ensemble=2"]
+    cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, *common), run)
+    summary = train(cfg)
+    (member,) = summary["members"]
+    assert member["seed"] == 42 + 1000 and Path(member["best_checkpoint"]).is_file()
+    assert Path(member["best_checkpoint"]).parent == run / "members" / "1" / "checkpoints"
+    assert not (run / "members" / "1" / "checkpoints" / "last.ckpt").exists()
+    # the saved inspector runs both networks: its probabilities are the mean of the two
+    # best checkpoints' (at the fitted temperature)
+    inspector = Inspector.load(summary["inspector"])
+    assert member_count(inspector.classifier) == 2
+    weights = [torch.load(path, weights_only=True)["state_dict"]
+               for path in (summary["best_checkpoint"], member["best_checkpoint"])]
+    assert not torch.equal(weights[0]["model.head.fc.weight"], weights[1]["model.head.fc.weight"])
+    datamodule = prepare_data(cfg)
+    images, _, libs = next(iter(frame_batches(datamodule.test_frame, datamodule.cache,
+                                              datamodule.eval_transform, 12)))
+    alone = inspector.classifier.others[0]
+    probs = []
+    for state in weights:
+        alone.load_state_dict({k[len("model."):]: v for k, v in state.items()
+                               if k.startswith("model.")})
+        probs.append(alone(images).softmax(dim=1))
+    mean = (probs[0] + probs[1]) / 2
+    temperature = inspector.spec.temperature
+    torch.testing.assert_close(inspector(images, libs).probabilities.float(),
+                               (mean.log() / temperature).softmax(dim=1), rtol=1e-4, atol=1e-5)
+    assert summary["test"]["pwa"] == pytest.approx(
+        json.loads((run / "summary.json").read_text())["test"]["pwa"])
+    # resumed, the finished member is taken as it is, not trained again
+    stamp = Path(member["best_checkpoint"]).stat().st_mtime_ns
+    again = train(_cfg(fast_overrides(tiny_csv_set, tmp_path, *common, "ckpt_path=last"), run))
+    assert again["members"] == [member]
+    assert Path(member["best_checkpoint"]).stat().st_mtime_ns == stamp

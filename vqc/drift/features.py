@@ -266,7 +266,7 @@ def forward_outputs(
     else:
         pooled = model.embed(images)
     return ForwardOutputs(maps={name: maps[name] for name in layers}, pooled=pooled,
-                          logits=model.head(pooled),
+                          logits=model.head_logits(pooled, images),
                           image_size=(int(images.shape[-2]), int(images.shape[-1])),
                           images=images)
 

@@ -39,7 +39,7 @@ from vqc.inspection.base import (
     trained_cost_of,
 )
 from vqc.integrity import safetensors_damage
-from vqc.models import Classifier, build_model, family_options
+from vqc.models import Classifier, build_model, ensemble_of, family_options
 
 FORMAT = "vqc-inspector"
 #: 3: symmetric matrices stored as upper triangles (``<name>_upper``), PaDiM's ``pool``;
@@ -165,8 +165,10 @@ class Inspector(InspectorBase, torch.nn.Module):
         model = dict(spec.model)
         name = model.pop("name")
         counts = {k: model.pop(k) for k in ("num_classes", "in_channels") if k in model}
-        classifier = build_model(name, **counts, **family_options(name, model),
-                                 pretrained=False, weights=None)
+        members = int(model.pop("members", 1))  # an ensemble's networks (ensemble=N)
+        classifier = ensemble_of([build_model(name, **counts, **family_options(name, model),
+                                              pretrained=False, weights=None)
+                                  for _ in range(members)])
         state = {k[len("classifier."):]: v for k, v in tensors.items()
                  if k.startswith("classifier.")}
         try:

@@ -23,6 +23,7 @@ from vqc.models.base import Backbone
 from vqc.models.classifier import Classifier
 from vqc.models.cnn import MAX_DEPTH, BasicCNN, ConvNet
 from vqc.models.efficientnet import EfficientNetBackbone, create_efficientnet
+from vqc.models.ensemble import EnsembleClassifier, ensemble_of, member_count
 from vqc.models.freeze import set_frozen_bn_eval, unfreeze
 from vqc.models.registry import build_model, family_of, family_options, model_names
 from vqc.models.weights import LoadReport, load_state_dict_into, load_weights, read_state_dict
@@ -43,15 +44,18 @@ __all__ = [
     "Classifier",
     "ConvNet",
     "EfficientNetBackbone",
+    "EnsembleClassifier",
     "LoadReport",
     "ResNetBackbone",
     "build_model",
     "create_efficientnet",
     "create_resnet",
+    "ensemble_of",
     "family_of",
     "family_options",
     "load_state_dict_into",
     "load_weights",
+    "member_count",
     "model_names",
     "read_state_dict",
     "set_frozen_bn_eval",

@@ -60,6 +60,11 @@ class Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.backbone(x))
 
+    def head_logits(self, pooled: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        """The logits of ``images`` from their pooled features: the head's (an ensemble
+        adds its other members', which need the images)."""
+        return self.head(pooled)
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features ``(B, num_features)``, before dropout and head."""
         return self.backbone(x)

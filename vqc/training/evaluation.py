@@ -19,6 +19,7 @@ from vqc.io import write_atomic
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.loggers import build_loggers, record_warnings
+from vqc.training.members import ensemble_size
 from vqc.training.task import (
     _check_checkpoint,
     build_inspector,
@@ -59,6 +60,16 @@ def evaluate(cfg: DictConfig, run_name: str = "eval") -> dict[str, Any]:
     return summary
 
 
+def _one_member(cfg: DictConfig, ckpt: str) -> str | None:
+    """The warning that ``ckpt`` is one network of an ensemble run, tested alone."""
+    networks = ensemble_size(cfg)
+    if networks == 1:
+        return None
+    return (f"ensemble={networks}: {ckpt} is one of the run's {networks} networks, tested "
+            "alone here; the run's inspector.safetensors holds all of them "
+            "(eval.py inspector=RUN/inspector.safetensors)")
+
+
 def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[str, Any]:
     ckpt = str(cfg.ckpt_path)
     datamodule = prepare_data(cfg)
@@ -73,7 +84,9 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
         if not isinstance(c, ModelCheckpoint)]  # nothing is trained: nothing to save
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      enable_checkpointing=False)
-    warnings = [w for w in (random_frozen_warning(module.model),) if w]
+    warnings = [w for w in (random_frozen_warning(module.model), _one_member(cfg, ckpt)) if w]
+    for text in warnings:
+        log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt,
                                "warnings": warnings}

@@ -126,8 +126,9 @@ class ClassifierModule(L.LightningModule):
         return self.model(self._prepare(images))
 
     def _logits_and_embeddings(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        features = self.model.embed(self._prepare(images))
-        return self.model.head(features), features
+        images = self._prepare(images)
+        features = self.model.embed(images)
+        return self.model.head_logits(features, images), features
 
     def decide(self, logits: Tensor) -> Tensor:
         """Class codes decided from logits by the configured rule."""

@@ -27,13 +27,14 @@ from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.metrics.render import classifier_title
-from vqc.models import build_model
+from vqc.models import build_model, ensemble_of, member_count
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
+from vqc.training.members import ensemble_size, load_member, train_member
 from vqc.training.module import ClassifierModule
 from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
@@ -158,6 +159,10 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     callbacks += [progress] if progress else []
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
     check_launch(trainer)
+    networks = ensemble_size(cfg)
+    if networks > 1 and trainer.world_size > 1:
+        raise ConfigError(f"ensemble={networks} trains its networks one after the other on one "
+                          "device: set trainer.devices=1 or ensemble=1")
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     define_best_metrics(loggers)
@@ -180,6 +185,11 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
+    if networks > 1:
+        summary["members"] = [train_member(cfg, datamodule, run_dir, k, build_module)
+                              for k in range(1, networks)]
+        join_members(cfg, module, datamodule, best, summary["members"])
+        best = ""  # the module holds the ensemble: tested and inspected as it is
     tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
     if tested:
         summary.update(test_checkpoint(tester, module, datamodule, best, run_dir, warnings))
@@ -198,6 +208,20 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     log_run_files(loggers, run_dir, summary, cfg)
     _drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
     return summary
+
+
+def join_members(cfg: DictConfig, module: ClassifierModule, datamodule: Any, best: str,
+                 members: list[dict[str, Any]]) -> None:
+    """Member 0's best weights (the module's own checkpoint) and the other members', as one
+    classifier in ``module``."""
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+        module.load_state_dict(state)
+    first = getattr(module.model, "_orig_mod", module.model)
+    others = [load_member(cfg, datamodule, m["best_checkpoint"], build_module) for m in members]
+    module.model = ensemble_of([first.cpu(), *others])
+    log.info("ensemble of %d networks: member 0 is this run's %s, then %s", len(others) + 1,
+             best or "final weights", ", ".join(m["best_checkpoint"] for m in members))
 
 
 def _drop_last_checkpoint(cfg: DictConfig, run_dir: Path, sweep_job: bool) -> None:
@@ -250,7 +274,8 @@ def inspector_spec(cfg: DictConfig, module: ClassifierModule, datamodule: Any) -
         class_names=list(classes.names), open_set=classes.open_set, good=classes.good,
         model={**{k: v for k, v in model_options(cfg).items()
                   if k not in ("pretrained", "weights", "unfreeze")},
-               "num_classes": datamodule.num_classes, "in_channels": datamodule.in_channels},
+               "num_classes": datamodule.num_classes, "in_channels": datamodule.in_channels,
+               **({"members": n} if (n := member_count(module.model)) > 1 else {})},
         preprocess=dict(data["preprocess"]), mean=data.get("mean"), std=data.get("std"),
         decision=cfg.module.decision, cost_matrix=module.cost.tolist(),
         temperature=float(module.temperature.temperature),

@@ -1,0 +1,112 @@
+"""``ensemble=N``: N-1 more networks trained like the run's own, from other seeds.
+
+Member 0 is the run itself (its checkpoints, logs and W&B run). Member ``k`` trains in the run
+folder's ``members/k/`` with seed ``seed + 1000 k`` on the run's own split: the data module is
+shared, only its sampler and augmentation seed change, so every member validates on the images
+the temperature and the drift thresholds are calibrated on. Members log to the run's log file,
+not to W&B. A member that finished (its ``member.json``) is reused when the run is resumed
+(``ckpt_path=last``), and its ``last.ckpt`` removed unless ``keep_last_checkpoint=true``; one
+that was interrupted resumes from its own ``last.ckpt``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, open_dict
+
+from vqc.errors import ConfigError
+from vqc.io import write_atomic
+from vqc.models import Classifier
+from vqc.training.callbacks import configured_callbacks
+from vqc.training.progress import log_progress
+
+log = logging.getLogger(__name__)
+
+#: Member ``k`` trains with seed ``seed + MEMBER_SEED_STEP * k``: far from the seeds of a sweep.
+MEMBER_SEED_STEP = 1000
+
+
+def ensemble_size(cfg: DictConfig) -> int:
+    """``cfg.ensemble`` checked: how many networks the run trains (1 without the key)."""
+    value = cfg.get("ensemble", 1)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"ensemble={value!r}: expected a whole number of networks >= 1")
+    return value
+
+
+def member_seed(seed: int, member: int) -> int:
+    return int(seed) + MEMBER_SEED_STEP * member
+
+
+def train_member(cfg: DictConfig, datamodule: Any, run_dir: Path, member: int,
+                 build: Callable[[DictConfig, Any], L.LightningModule]) -> dict[str, Any]:
+    """Train member ``member`` (or reuse it, when resuming); returns its ``member.json``."""
+    member_dir = run_dir / "members" / str(member)
+    record_path = member_dir / "member.json"
+    resuming = bool(cfg.get("ckpt_path"))
+    if resuming and record_path.is_file():
+        record = json.loads(record_path.read_text())
+        if Path(record["best_checkpoint"]).is_file():
+            log.info("ensemble member %d: trained already (%s)", member,
+                     record["best_checkpoint"])
+            return record
+    seed = member_seed(int(cfg.seed), member)
+    member_cfg = _member_config(cfg, member_dir, seed)
+    L.seed_everything(seed, workers=True, verbose=False)
+    data = copy.copy(datamodule)  # the same split and cache; its own sampler seed
+    data.seed = seed
+    module = build(member_cfg, data)
+    callbacks = configured_callbacks(member_cfg, None)
+    progress = log_progress(int(member_cfg.trainer.get("log_every_n_steps") or 0))
+    callbacks += [progress] if progress else []
+    trainer: L.Trainer = instantiate(member_cfg.trainer, logger=False, callbacks=callbacks)
+    last = member_dir / "checkpoints" / "last.ckpt"
+    resume = str(last) if resuming and last.is_file() else None
+    log.info("ensemble member %d of %d: seed %d, in %s%s", member, ensemble_size(cfg), seed,
+             member_dir, f", resuming from {last}" if resume else "")
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
+    if not best:  # no checkpoint callback: the final weights are the member
+        best = str(member_dir / "checkpoints" / "final.ckpt")
+        trainer.save_checkpoint(best, weights_only=True)
+    score = getattr(checkpoint, "best_model_score", None) if checkpoint else None
+    record = {"member": member, "seed": seed, "best_checkpoint": best,
+              "best_score": None if score is None else float(score),
+              "epochs": trainer.current_epoch}
+    write_atomic(record_path, json.dumps(record, indent=2))
+    if not cfg.get("keep_last_checkpoint") and last.is_file():
+        last.unlink()  # a finished member is reused from its best checkpoint
+    return record
+
+
+def load_member(cfg: DictConfig, datamodule: Any, checkpoint: str,
+                build: Callable[[DictConfig, Any], L.LightningModule]) -> Classifier:
+    """The network of a member's ``checkpoint`` (weights only), in eval mode on the CPU."""
+    module = build(cfg, datamodule)
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as err:
+        raise ConfigError(f"{checkpoint}: not a member of this run's model "
+                          f"(model={cfg.model.name}): {err}") from err
+    model = module.model
+    return getattr(model, "_orig_mod", model).cpu().eval()
+
+
+def _member_config(cfg: DictConfig, member_dir: Path, seed: int) -> DictConfig:
+    """The run's config with the member's folder (its checkpoints) and seed."""
+    member_cfg = copy.deepcopy(cfg)
+    with open_dict(member_cfg):
+        member_cfg.paths.run_dir = str(member_dir)
+        member_cfg.seed = seed
+    return member_cfg
