@@ -28,7 +28,7 @@ from vqc.classes import CHALLENGE_CLASS_NAMES
 from vqc.drift import DriftThreshold, build_ensemble, forward_outputs
 from vqc.inspection.inspector import Inspector, InspectorSpec, shared_drift_detector
 from vqc.metrics import official_cost_matrix
-from vqc.models import build_model
+from vqc.models import build_model, ensemble_of
 
 CLASSES = list(CHALLENGE_CLASS_NAMES)
 #: The challenge's strips after the official rotate+crop, at vqc's default size (height, width).
@@ -47,6 +47,10 @@ class InspectorCase:
     #: PaDiM plus the pooled Gaussian for drift and a GOOD-only pooled Gaussian as the defect
     #: gate (``drift=padim_pooled_gate``), instead of PaDiM alone.
     pooled_and_gate: bool = False
+    #: Only the pooled Gaussian and the gate (``drift=pooled_gate``): no PaDiM.
+    pooled_only: bool = False
+    #: Networks answering as one (``ensemble=N``).
+    members: int = 1
 
 
 CASES = (
@@ -57,6 +61,9 @@ CASES = (
     InspectorCase("EfficientNet-Lite0, PaDiM + pooled + quality + gate (the demo's)",
                   {"name": "efficientnet_lite0", "pretrained": False},
                   ("stage1", "stage2", "stage4"), pooled_and_gate=True),
+    InspectorCase("EfficientNet-Lite0 x2, pooled + gate (experiment=magnetic_tile's)",
+                  {"name": "efficientnet_lite0", "pretrained": False}, (),
+                  pooled_and_gate=True, pooled_only=True, members=2),
 )
 
 
@@ -65,8 +72,10 @@ def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_imag
     """A random-weight inspector with its detectors fitted on random strips."""
     torch.manual_seed(seed)
     model_args = {"num_classes": 6, "in_channels": 1, "dropout": 0.0, **case.model}
-    classifier = build_model(**model_args).eval()
+    classifier = ensemble_of([build_model(**model_args) for _ in range(case.members)]).eval()
     model_args.pop("pretrained", None)  # the spec's model: what rebuilds the network
+    if case.members > 1:
+        model_args["members"] = case.members
     spec = InspectorSpec(class_names=CLASSES, open_set="Drift", good="GOOD", model=model_args,
                          preprocess={"size": list(size), "mode": "L", "rotate_crop": {}},
                          decision="bayes", cost_matrix=official_cost_matrix().tolist())
@@ -74,10 +83,11 @@ def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_imag
     images = torch.rand(fit_images, 1, *size, generator=generator)
     codes = torch.zeros(fit_images, dtype=torch.long)
     if case.pooled_and_gate:
+        padim = {"padim": ("padim", {"layers": list(case.drift_layers),
+                                     "n_features": case.n_features, "pool": 4}),
+                 "quality": ("image_quality", {})}
         drift = build_ensemble(
-            {"padim": ("padim", {"layers": list(case.drift_layers),
-                                 "n_features": case.n_features, "pool": 4}),
-             "pooled": ("pooled", {}), "quality": ("image_quality", {}),
+            {**({} if case.pooled_only else padim), "pooled": ("pooled", {}),
              "good_gate": ("pooled", {"fit_on": "good"})},
             classifier, roles={"good_gate": "defect"})
         batches = [(forward_outputs(classifier, images[i:i + BATCH], drift.layers),
@@ -113,7 +123,7 @@ def contenders(case: InspectorCase, batch: torch.Tensor, device: str, onnx_dir: 
     if onnx_dir is not None:
         from vqc.export import OnnxInspector, export_onnx
 
-        path = export_onnx(inspector, onnx_dir / f"{case.model['name']}.onnx")
+        path = export_onnx(inspector, onnx_dir / f"{case.model['name']}x{case.members}.onnx")
         runtime = OnnxInspector(path)
         fns["onnx"] = lambda: runtime(runtime.normalise(batch))
     return fns

@@ -33,6 +33,22 @@ def test_contenders_agree_with_onnx(tmp_path: Path) -> None:
     torch.testing.assert_close(eager.drift_score, onnx.drift_score, rtol=1e-4, atol=1e-4)
 
 
+def test_an_ensemble_case_runs_both_networks_and_agrees_with_onnx(tmp_path: Path) -> None:
+    from dataclasses import replace
+
+    from vqc.models import member_count
+
+    case = replace(TINY, drift_layers=(), pooled_and_gate=True, pooled_only=True, members=2)
+    inspector = build_inspector(case, size=(32, 16), fit_images=8)
+    assert member_count(inspector.classifier) == 2
+    assert inspector.drift.names == ["pooled", "good_gate"]
+    batch = torch.randint(0, 256, (3, 1, 224, 64), dtype=torch.uint8)
+    fns = contenders(case, batch, "cpu", tmp_path)
+    eager, onnx = fns["inspector"](), fns["onnx"]()
+    assert torch.equal(eager.decision, onnx.decision)
+    torch.testing.assert_close(eager.probabilities, onnx.probabilities, rtol=1e-4, atol=1e-6)
+
+
 def test_plain_and_lightning_loops_take_the_same_steps() -> None:
     batches = random_batches(4, 2, (16, 16))
     torch.manual_seed(0)

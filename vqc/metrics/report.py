@@ -40,6 +40,15 @@ from vqc.classes import ClassSet
 from vqc.errors import ConfigError, DataError
 from vqc.metrics import render
 from vqc.metrics.cost import CostSpec, load_cost_matrix
+from vqc.metrics.counts import (
+    ConstantPredictor,
+    class_figures,
+    cost_figures,
+    good_figures,
+    ratio,
+    top_figures,
+    whole_counts,
+)
 
 #: Default share of the predictions above which one class counts as a collapse.
 DEFAULT_COLLAPSE_SHARE = 0.95
@@ -75,105 +84,6 @@ def check_collapse_share(collapse_share: float) -> float:
     if not 0 < collapse_share <= 1:
         raise ConfigError(f"collapse_share must be in (0, 1], got {collapse_share}")
     return float(collapse_share)
-
-
-@dataclass(frozen=True)
-class ConstantPredictor:
-    """Answer ``code`` for every image: its total cost and PWA on the same labels."""
-
-    code: int
-    name: str
-    cost: float
-    pwa: float
-
-
-def _ratio(num: float, den: float) -> float:
-    return num / den if den else math.nan
-
-
-def _cost_ratio(cost: float, floor_cost: float) -> float:
-    """``cost / floor_cost``; when the floor is free (one class only), ``inf`` unless free too."""
-    if floor_cost:
-        return cost / floor_cost
-    return math.inf if cost else math.nan
-
-
-def _whole_counts(confmat: Tensor | np.ndarray | Sequence[Sequence[int]], size: int) -> np.ndarray:
-    """The confusion matrix as ``int64``, refused unless ``size x size`` non-negative counts."""
-    counts = np.asarray(confmat.detach().cpu().numpy() if isinstance(confmat, Tensor) else confmat)
-    if counts.shape != (size, size):
-        raise DataError(f"confusion matrix shape {counts.shape} does not match the "
-                        f"{size}x{size} cost matrix")
-    if (counts < 0).any() or not np.equal(np.mod(counts, 1), 0).all():
-        raise DataError("confusion matrix must hold non-negative whole counts")
-    return counts.astype(np.int64)
-
-
-def _cost_figures(counts: np.ndarray, cost: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Total cost, PWA, every constant predictor, the best of them (the floor) and the lift."""
-    n = int(counts.sum())
-    max_cost = float(cost.max())
-    total = float((counts * cost).sum())
-
-    def pwa_of(c: float) -> float:
-        return 1.0 - c / (n * max_cost) if n else math.nan
-
-    # answering j for everything costs sum_i n_i C[i, j]
-    constant_costs = counts.sum(axis=1) @ cost
-    constants = [ConstantPredictor(j, names[j], float(c), pwa_of(float(c)))
-                 for j, c in enumerate(constant_costs)]
-    floor = min(constants, key=lambda p: (p.cost, p.code))
-    return {"n": n, "total_cost": total, "max_cost": max_cost, "pwa": pwa_of(total),
-            "cost_per_image": _ratio(total, n), "constants": constants, "floor": floor,
-            "pwa_lift": pwa_of(total) - floor.pwa, "cost_ratio": _cost_ratio(total, floor.cost)}
-
-
-def _class_figures(counts: np.ndarray) -> dict[str, Any]:
-    """Accuracy, per-class and macro recall, precision and F1, the row-normalised matrix."""
-    size = counts.shape[0]
-    support, predicted, tp = counts.sum(axis=1), counts.sum(axis=0), np.diag(counts)
-    recall = [_ratio(float(tp[i]), float(support[i])) for i in range(size)]
-    precision = [_ratio(float(tp[i]), float(predicted[i])) for i in range(size)]
-    # 2 TP / (2 TP + FP + FN), 0 for a class present but never right
-    f1 = [_ratio(2.0 * float(tp[i]), float(support[i] + predicted[i])) for i in range(size)]
-    present = [i for i in range(size) if support[i] > 0]
-    involved = [i for i in range(size) if support[i] + predicted[i] > 0]
-    return {
-        "accuracy": _ratio(float(tp.sum()), float(counts.sum())),
-        "macro_recall": float(np.mean([recall[i] for i in present])) if present else math.nan,
-        "macro_f1": float(np.mean([f1[i] for i in involved])) if involved else math.nan,
-        "support": support.tolist(),
-        "predicted": predicted.tolist(),
-        "recall": recall,
-        "precision": precision,
-        "f1": f1,
-        "confusion_normalised": [[_ratio(float(v), float(support[i])) for v in counts[i]]
-                                 for i in range(size)],
-    }
-
-
-def _good_figures(counts: np.ndarray, good: int | None, open_set: int | None) -> dict[str, Any]:
-    """Defect escapes (a defect predicted good) and false alarms (good predicted otherwise)."""
-    if good is None:
-        return {"escapes": 0, "defect_images": 0, "escape_rate": math.nan, "false_alarms": 0,
-                "good_images": 0, "false_alarm_rate": math.nan}
-    support = counts.sum(axis=1)
-    defects = [i for i in range(counts.shape[0]) if i not in (good, open_set)]
-    escapes, defect_images = int(counts[defects, good].sum()), int(support[defects].sum())
-    false_alarms, good_images = int(support[good] - counts[good, good]), int(support[good])
-    return {"escapes": escapes, "defect_images": defect_images,
-            "escape_rate": _ratio(escapes, defect_images), "false_alarms": false_alarms,
-            "good_images": good_images, "false_alarm_rate": _ratio(false_alarms, good_images)}
-
-
-def _top_figures(counts: np.ndarray, collapse_share: float) -> dict[str, Any]:
-    """The most predicted class, its shares of predictions and labels, and the collapse flag."""
-    n = int(counts.sum())
-    predicted = counts.sum(axis=0)
-    top = int(np.argmax(predicted))
-    return {"top_code": top, "top_share": _ratio(float(predicted[top]), n),
-            "top_label_share": _ratio(float(counts[top].sum()), n),
-            "collapsed": bool(n and predicted[top] / n > collapse_share)}
 
 
 def _none_to_nan(value: Any) -> Any:
@@ -243,7 +153,7 @@ class ScoreReport:
         """The report of a count matrix (rows true, columns predicted) under ``cost_matrix``."""
         cost = load_cost_matrix(cost_matrix).numpy()
         collapse_share = check_collapse_share(collapse_share)
-        counts = _whole_counts(confmat, cost.shape[0])
+        counts = whole_counts(confmat, cost.shape[0])
         classes = classes_for_matrix(classes, cost.shape[0])
         names = list(classes.names)
         report = cls(
@@ -254,10 +164,10 @@ class ScoreReport:
             confusion=counts.tolist(),
             collapse_share=collapse_share,
             cost_name=cost_name,
-            **_cost_figures(counts, cost, names),
-            **_class_figures(counts),
-            **_good_figures(counts, classes.good_code, classes.open_set_code),
-            **_top_figures(counts, collapse_share),
+            **cost_figures(counts, cost, names),
+            **class_figures(counts),
+            **good_figures(counts, classes.good_code, classes.open_set_code),
+            **top_figures(counts, collapse_share),
         )
         report.warnings = report._warnings()
         return report
@@ -302,7 +212,7 @@ class ScoreReport:
 
     @property
     def floor_cost_per_image(self) -> float:
-        return _ratio(self.floor.cost, self.n)
+        return ratio(self.floor.cost, self.n)
 
     @property
     def known_macro_recall(self) -> float:
