@@ -206,13 +206,15 @@ def test_an_ensemble_trains_its_members_and_answers_as_one(tiny_csv_set, tmp_pat
     from vqc.training.task import prepare_data
 
     run = tmp_path / "run"
-    common = ["depth=2", "figures.enabled=false", "trainer.max_epochs=1", "ensemble=2"]
+    common = ["depth=2", "figures.enabled=false", "trainer.max_epochs=1", "ensemble=2",
+              "callbacks=default"]  # a learning-rate monitor too: members log their curves
     cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, *common), run)
     summary = train(cfg)
     (member,) = summary["members"]
     assert member["seed"] == 42 + 1000 and Path(member["best_checkpoint"]).is_file()
     assert Path(member["best_checkpoint"]).parent == run / "members" / "1" / "checkpoints"
     assert not (run / "members" / "1" / "checkpoints" / "last.ckpt").exists()
+    assert "lr-AdamW" in (run / "members" / "1" / "metrics.csv").read_text().splitlines()[0]
     # the saved inspector runs both networks: its probabilities are the mean of the two
     # best checkpoints' (at the fitted temperature)
     inspector = Inspector.load(summary["inspector"])

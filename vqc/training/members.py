@@ -3,10 +3,11 @@
 Member 0 is the run itself (its checkpoints, logs and W&B run). Member ``k`` trains in the run
 folder's ``members/k/`` with seed ``seed + 1000 k`` on the run's own split: the data module is
 shared, only its sampler and augmentation seed change, so every member validates on the images
-the temperature and the drift thresholds are calibrated on. Members log to the run's log file,
-not to W&B. A member that finished (its ``member.json``) is reused when the run is resumed
-(``ckpt_path=last``), and its ``last.ckpt`` removed unless ``keep_last_checkpoint=true``; one
-that was interrupted resumes from its own ``last.ckpt``.
+the temperature and the drift thresholds are calibrated on. Members log to the run's log file
+and their curves to ``members/k/metrics.csv``, not to W&B. A member that finished (its
+``member.json``) is reused when the run is resumed (``ckpt_path=last``), and its ``last.ckpt``
+removed unless ``keep_last_checkpoint=true``; one that was interrupted resumes from its own
+``last.ckpt``.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, open_dict
 
 from vqc.errors import ConfigError
@@ -68,7 +70,8 @@ def train_member(cfg: DictConfig, datamodule: Any, run_dir: Path, member: int,
     callbacks = configured_callbacks(member_cfg, None)
     progress = log_progress(int(member_cfg.trainer.get("log_every_n_steps") or 0))
     callbacks += [progress] if progress else []
-    trainer: L.Trainer = instantiate(member_cfg.trainer, logger=False, callbacks=callbacks)
+    logger = CSVLogger(member_dir, name="", version="")  # its curves: members/k/metrics.csv
+    trainer: L.Trainer = instantiate(member_cfg.trainer, logger=logger, callbacks=callbacks)
     last = member_dir / "checkpoints" / "last.ckpt"
     resume = str(last) if resuming and last.is_file() else None
     log.info("ensemble member %d of %d: seed %d, in %s%s", member, ensemble_size(cfg), seed,
