@@ -61,7 +61,7 @@ CASES = (
     InspectorCase("EfficientNet-Lite0, PaDiM + pooled + quality + gate (the demo's)",
                   {"name": "efficientnet_lite0", "pretrained": False},
                   ("stage1", "stage2", "stage4"), pooled_and_gate=True),
-    InspectorCase("EfficientNet-Lite0 x2, pooled + gate (experiment=magnetic_tile's)",
+    InspectorCase("EfficientNet-Lite0 x2 (ensemble=2), pooled + gate",
                   {"name": "efficientnet_lite0", "pretrained": False}, (),
                   pooled_and_gate=True, pooled_only=True, members=2),
 )
