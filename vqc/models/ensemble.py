@@ -1,11 +1,11 @@
 """Networks of one architecture, trained from different seeds, answering as one classifier.
 
-Two fine-tuned networks disagree where each is unsure; the mean of their probabilities is
-better calibrated than either (on the magnetic tiles, validation log loss 0.13 -> 0.05). The
-ensemble is a :class:`~vqc.models.Classifier`: its logits are the log of the members' mean
-probabilities, so temperature scaling, the decision rules and the ONNX graph take it as they
-take one network. Member 0 also gives the pooled features and feature maps the drift
-detectors read; every other member adds one forward pass.
+Networks trained from different seeds err differently where each is unsure; the mean of their
+probabilities is usually better calibrated than either. The ensemble is a
+:class:`~vqc.models.Classifier`: its logits are the log of the members' mean probabilities, so
+temperature scaling, the decision rules and the ONNX graph take it as they take one network.
+Member 0 also gives the pooled features and feature maps the drift detectors read; every other
+member adds one forward pass.
 """
 
 from __future__ import annotations
