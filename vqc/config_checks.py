@@ -176,7 +176,7 @@ def _batches(key: str) -> Rule:
 
 TOP = [
     _count("seed"), Rule("unfreeze", "int", -1), Rule("dropout", "number", 0, 1, open_high=True),
-    Rule("depth", "int", 1, 8), Rule("lr", "number", 0, open_low=True),
+    Rule("depth", "int", 1, 8), Rule("lr", "number", 0, open_low=True), Rule("ensemble", "int", 1),
     Rule("ckpt_path", "str", nullable=True), _flag("test"), _flag("fit_inspector"),
     Rule("keep_last_checkpoint", "bool", nullable=True),
     Rule("inspector", "str", nullable=True, also=(True, False)),
