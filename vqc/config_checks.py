@@ -311,8 +311,8 @@ def unfreeze_within_the_model(cfg: DictConfig) -> Iterator[str]:
     except Exception:
         return  # reported by the checks above
     if not isinstance(options, dict) or any(
-            isinstance(err, str) for err in (_rule_problem(cfg, "model.dropout"),
-                                             _rule_problem(cfg, "model.depth"))):
+            isinstance(err, str) for err in (rule_problem(cfg, "model.dropout"),
+                                             rule_problem(cfg, "model.depth"))):
         return
     options.update(pretrained=False, weights=None)
     import torch
@@ -328,7 +328,8 @@ def unfreeze_within_the_model(cfg: DictConfig) -> Iterator[str]:
         return  # anything else is the build's own business, reported when training starts
 
 
-def _rule_problem(cfg: DictConfig, key: str) -> str | None:
+def rule_problem(cfg: DictConfig, key: str) -> str | None:
+    """The first problem of ``key`` under its rule in ``RULES`` (``None``: none)."""
     rule = next(r for r in RULES if r.key == key)
     return next(iter(rule.problems(cfg)), None)
 

@@ -10,7 +10,7 @@ from vqc.training.members import ensemble_size, member_seed
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
 def test_a_bad_ensemble_setting_is_refused_by_name(value):
-    with pytest.raises(ConfigError, match=r"ensemble=.*expected a whole number"):
+    with pytest.raises(ConfigError, match=r"ensemble=.*: must be an integer >= 1"):
         ensemble_size(OmegaConf.create({"ensemble": value}))
 
 

@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import CSVLogger
 from omegaconf import DictConfig, open_dict
 
+from vqc.config_checks import rule_problem
 from vqc.errors import ConfigError
 from vqc.io import write_atomic
-from vqc.models import Classifier
+from vqc.models import Classifier, ensemble_of
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.progress import log_progress
 
@@ -38,11 +38,12 @@ MEMBER_SEED_STEP = 1000
 
 
 def ensemble_size(cfg: DictConfig) -> int:
-    """``cfg.ensemble`` checked: how many networks the run trains (1 without the key)."""
-    value = cfg.get("ensemble", 1)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"ensemble={value!r}: expected a whole number of networks >= 1")
-    return value
+    """``cfg.ensemble`` checked by its config rule: how many networks the run trains (1
+    without the key)."""
+    problem = rule_problem(cfg, "ensemble")
+    if problem:
+        raise ConfigError(problem)
+    return int(cfg.get("ensemble", 1))
 
 
 def member_seed(seed: int, member: int) -> int:
@@ -96,14 +97,25 @@ def load_member(cfg: DictConfig, datamodule: Any, checkpoint: str,
                 build: Callable[[DictConfig, Any], L.LightningModule]) -> Classifier:
     """The network of a member's ``checkpoint`` (weights only), in eval mode on the CPU."""
     module = build(cfg, datamodule)
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)["state_dict"]
     try:
-        module.load_state_dict(state)
+        module.load_checkpoint_weights(checkpoint)
     except RuntimeError as err:
         raise ConfigError(f"{checkpoint}: not a member of this run's model "
                           f"(model={cfg.model.name}): {err}") from err
-    model = module.model
-    return getattr(model, "_orig_mod", model).cpu().eval()
+    return module.network.cpu().eval()
+
+
+def join_members(cfg: DictConfig, module: L.LightningModule, datamodule: Any, best: str,
+                 members: list[dict[str, Any]],
+                 build: Callable[[DictConfig, Any], L.LightningModule]) -> None:
+    """Member 0's best weights (the module's own checkpoint) and the other members', as one
+    classifier in ``module``."""
+    if best:
+        module.load_checkpoint_weights(best)
+    others = [load_member(cfg, datamodule, m["best_checkpoint"], build) for m in members]
+    module.model = ensemble_of([module.network.cpu(), *others])
+    log.info("ensemble of %d networks: member 0 is this run's %s, then %s", len(others) + 1,
+             best or "final weights", ", ".join(m["best_checkpoint"] for m in members))
 
 
 def _member_config(cfg: DictConfig, member_dir: Path, seed: int) -> DictConfig:

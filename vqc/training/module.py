@@ -226,6 +226,15 @@ class ClassifierModule(L.LightningModule):
         self._val_outputs.clear()
 
     # -- test -----------------------------------------------------------------------------------
+    @property
+    def network(self) -> Any:
+        """The classifier itself, without ``torch.compile``'s wrapper."""
+        return getattr(self.model, "_orig_mod", self.model)
+
+    def load_checkpoint_weights(self, path: str) -> None:
+        """The weights of a checkpoint file (``state_dict`` only; nothing unpickled)."""
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+
     def on_test_epoch_start(self) -> None:
         self.fit_temperature(getattr(self.trainer, "datamodule", None))
 

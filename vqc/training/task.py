@@ -27,14 +27,14 @@ from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.metrics.render import classifier_title
-from vqc.models import build_model, ensemble_of, member_count
+from vqc.models import build_model, member_count
 from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
-from vqc.training.members import ensemble_size, load_member, train_member
+from vqc.training.members import ensemble_size, join_members, train_member
 from vqc.training.module import ClassifierModule
 from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
@@ -188,7 +188,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     if networks > 1:
         summary["members"] = [train_member(cfg, datamodule, run_dir, k, build_module)
                               for k in range(1, networks)]
-        join_members(cfg, module, datamodule, best, summary["members"])
+        join_members(cfg, module, datamodule, best, summary["members"], build_module)
         best = ""  # the module holds the ensemble: tested and inspected as it is
     tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
     if tested:
@@ -208,20 +208,6 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     log_run_files(loggers, run_dir, summary, cfg)
     _drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
     return summary
-
-
-def join_members(cfg: DictConfig, module: ClassifierModule, datamodule: Any, best: str,
-                 members: list[dict[str, Any]]) -> None:
-    """Member 0's best weights (the module's own checkpoint) and the other members', as one
-    classifier in ``module``."""
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-        module.load_state_dict(state)
-    first = getattr(module.model, "_orig_mod", module.model)
-    others = [load_member(cfg, datamodule, m["best_checkpoint"], build_module) for m in members]
-    module.model = ensemble_of([first.cpu(), *others])
-    log.info("ensemble of %d networks: member 0 is this run's %s, then %s", len(others) + 1,
-             best or "final weights", ", ".join(m["best_checkpoint"] for m in members))
 
 
 def _drop_last_checkpoint(cfg: DictConfig, run_dir: Path, sweep_job: bool) -> None:
@@ -296,11 +282,9 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     limits = limits or StageLimits()
     if not tested:
         if best:
-            state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-            module.load_state_dict(state)
+            module.load_checkpoint_weights(best)
         module.fit_temperature(datamodule)  # the checkpoint holds the uncalibrated value
-    model = module.model._orig_mod if hasattr(module.model, "_orig_mod") else module.model
-    model = model.cpu().eval()
+    model = module.network.cpu().eval()
     drift_cfg = OmegaConf.to_container(cfg.drift, resolve=True) if cfg.get("drift") else None
     with pywarnings.catch_warnings(record=True) as caught:
         pywarnings.simplefilter("always", UserWarning)
