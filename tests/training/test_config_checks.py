@@ -48,6 +48,8 @@ BAD = [
     ("lr_not_a_number", ["lr=1e-3x"], r"lr=1e-3x: must be a number > 0"),
     ("lr_negative", ["lr=-1"], r"lr=-1: must be a number > 0"),
     ("ensemble_zero", ["ensemble=0"], r"ensemble=0: must be an integer >= 1"),
+    ("escape_weight_negative", ["module.escape_weight=-1"],
+     r"module\.escape_weight=-1: must be a number >= 0"),
     ("dropout_one", ["dropout=1"], r"dropout=1: must be a number >= 0 and < 1"),
     ("batch_size_zero", ["data.batch_size=0"], r"data\.batch_size=0: must be an integer >= 1"),
     ("image_size_negative", ["data.preprocess.size=[32,-4]"],

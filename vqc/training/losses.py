@@ -38,9 +38,46 @@ def inverse_frequency_weights(counts: Sequence[int]) -> Tensor:
     return counts_t.sum() / (len(counts_t) * counts_t)
 
 
+class EscapePenalty(nn.Module):
+    """``base(logits, y) + weight * mean_i [y_i != good] * -log(1 - p_good(x_i))``.
+
+    Cross entropy only asks a defect image to favour its own class; this term also pushes its
+    probability of GOOD towards 0, the one mistake that lets a defect through. It is the
+    cross entropy of the binary question "defect or not" on defect images alone (GOOD images
+    already get that from the base loss).
+    """
+
+    def __init__(self, base: nn.Module, good_index: int, weight: float) -> None:
+        super().__init__()
+        self.base, self.good_index, self.weight = base, good_index, weight
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        loss = self.base(logits, target)
+        defect = target != self.good_index
+        log_p_good = logits.float().log_softmax(dim=1)[:, self.good_index]
+        # log(1 - p) computed as log(-expm1(log p)): exact where p_good is near 1
+        escape = -torch.log(-torch.expm1(log_p_good.clamp_max(-1e-7)))
+        return loss + self.weight * (escape * defect).sum() / len(target)
+
+
 def build_loss(name: str, class_counts: Sequence[int], cost: Tensor | None = None,
-               label_smoothing: float = 0.0) -> nn.Module:
-    """``name`` is one of ``LOSSES``; ``cost`` is the trained-class cost matrix (K x K)."""
+               label_smoothing: float = 0.0, *, escape_weight: float = 0.0,
+               good_index: int | None = None) -> nn.Module:
+    """``name`` is one of ``LOSSES``; ``cost`` is the trained-class cost matrix (K x K).
+
+    ``escape_weight`` > 0 adds ``EscapePenalty`` (``good_index``: GOOD's trained index).
+    """
+    base = _base_loss(name, class_counts, cost, label_smoothing)
+    if escape_weight <= 0:
+        return base
+    if good_index is None:
+        raise ConfigError(f"module.escape_weight={escape_weight}: the classes have no GOOD class "
+                          "to keep defects from; set it to 0")
+    return EscapePenalty(base, good_index, escape_weight)
+
+
+def _base_loss(name: str, class_counts: Sequence[int], cost: Tensor | None,
+               label_smoothing: float) -> nn.Module:
     if name == "cross_entropy":
         return nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     if name == "weighted_cross_entropy":

@@ -68,8 +68,11 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
     cost = cost_matrix_for(cfg.module.cost_matrix, classes)
     trained = classes.trained_codes
     counts = datamodule.class_counts()["train"].to_numpy()[trained].tolist()
+    good = classes.good_code
     loss = build_loss(cfg.module.loss, counts, cost[trained][:, trained],
-                      float(cfg.module.label_smoothing))
+                      float(cfg.module.label_smoothing),
+                      escape_weight=float(cfg.module.get("escape_weight", 0.0)),
+                      good_index=trained.index(good) if good in trained else None)
     if cfg.module.compile:
         model = torch.compile(model)
     return ClassifierModule(
