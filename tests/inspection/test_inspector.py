@@ -111,3 +111,22 @@ def test_a_first_format_artifact_still_loads_and_decides_alike(inspector, tmp_pa
                                               "spec": json.dumps(spec)})
     with pytest.raises(DataError, match=r"write the artifact again.*vqc-export"):
         Inspector.load(broken)
+
+
+def test_a_reason_names_the_rule_that_decided():
+    from vqc.classes import ClassSet
+    from vqc.inspection.base import Inspection
+
+    # classes good, scratch, then the open set "drift"; drift is not a trained column
+    classes = ClassSet(("good", "scratch", "drift"), open_set="drift", good="good")
+    probs = torch.tensor([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]])
+    expected = torch.tensor([[30.0, 0.7], [60.0, 0.4], [10.0, 0.9]])  # expected cost per answer
+    decided = torch.tensor([0, 1, 1])  # the third: GOOD ruled out by the gate
+    common = dict(probabilities=probs, drift_score=None, drift_threshold=None,
+                  is_drift=torch.zeros(3, dtype=torch.bool), decision=decided,
+                  expected_cost=expected, gated_by=[None, None, "pooled"])
+    assert Inspection(**common, rule="argmax").reasons(classes) == [
+        "good: most probable, p 0.7", "scratch: most probable, p 0.6",
+        "scratch: most probable defect, p 0.1; GOOD ruled out by the defect gate (pooled)"]
+    assert Inspection(**common, rule="bayes").reasons(classes)[:2] == [
+        "good: least expected cost 30", "scratch: least expected cost 0.4"]

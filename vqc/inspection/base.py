@@ -58,8 +58,12 @@ class Inspection:
     expected_cost: Tensor        # (B, K) expected cost of answering each trained class
     drift_detector: list[str] | None = None  # (B,) the detector with the largest score
     gated_by: list[str | None] | None = None  # (B,) the defect detector that ruled GOOD out
+    rule: str = "bayes"          # how the decision was taken: "bayes" or "argmax"
 
     def reasons(self, classes: ClassSet) -> list[str]:
+        """One line an image: the drift score over its threshold, or the decided class with
+        what decided it (its expected cost under ``bayes``, its probability under ``argmax``)."""
+        trained = list(classes.trained_codes)
         out = []
         for i in range(len(self.decision)):
             if bool(self.is_drift[i]):
@@ -70,8 +74,13 @@ class Inspection:
                 code = int(self.decision[i])
                 gate = None if self.gated_by is None else self.gated_by[i]
                 note = "" if gate is None else f"; GOOD ruled out by the defect gate ({gate})"
-                out.append(f"{classes.names[code]}: least expected cost "
-                           f"{float(self.expected_cost[i, code]):.4g}{note}")
+                column = trained.index(code)
+                if self.rule == "argmax":
+                    which = "most probable" if gate is None else "most probable defect"
+                    why = f"{which}, p {float(self.probabilities[i, column]):.4g}"
+                else:
+                    why = f"least expected cost {float(self.expected_cost[i, column]):.4g}"
+                out.append(f"{classes.names[code]}: {why}{note}")
         return out
 
 
@@ -133,7 +142,8 @@ def decide_from(logits: Tensor, raw_scores: Tensor | None, libs: Sequence[str | 
                     for g, r in zip(gate.tolist(), ruled_out.tolist(), strict=True)]
     return Inspection(probs.float().cpu(), None if score is None else score.float().cpu(),
                       None if limits is None else limits.float().cpu(),
-                      is_drift.cpu(), decision.cpu(), expected.float().cpu(), names, gated_by)
+                      is_drift.cpu(), decision.cpu(), expected.float().cpu(), names, gated_by,
+                      spec.decision)
 
 
 def rule_good_out(decision: Tensor, ruled_out: Tensor, probs: Tensor, expected: Tensor,
