@@ -5,7 +5,9 @@ import pytest
 import torch
 
 from tests.inspection.conftest import anomalous_image, normal_image
+from vqc.classes import ClassSet
 from vqc.errors import DataError
+from vqc.inspection.base import Inspection
 from vqc.inspection.inspector import Inspector
 from vqc.metrics import official_cost_matrix
 
@@ -114,9 +116,6 @@ def test_a_first_format_artifact_still_loads_and_decides_alike(inspector, tmp_pa
 
 
 def test_a_reason_names_the_rule_that_decided():
-    from vqc.classes import ClassSet
-    from vqc.inspection.base import Inspection
-
     # classes good, scratch, then the open set "drift"; drift is not a trained column
     classes = ClassSet(("good", "scratch", "drift"), open_set="drift", good="good")
     probs = torch.tensor([[0.7, 0.3], [0.4, 0.6], [0.9, 0.1]])

@@ -2,9 +2,19 @@ import math
 
 import pytest
 import torch
+from hydra.core.global_hydra import GlobalHydra
 
+from tests.training.conftest import fast_overrides, write_tiny_csv_set
+from vqc.config import compose
+from vqc.data.build import build_datamodule
 from vqc.errors import ConfigError
-from vqc.training.losses import ExpectedCostLoss, build_loss, inverse_frequency_weights
+from vqc.training.losses import (
+    EscapePenalty,
+    ExpectedCostLoss,
+    build_loss,
+    inverse_frequency_weights,
+)
+from vqc.training.task import build_module
 
 
 def test_expected_cost_loss_by_hand():
@@ -70,14 +80,6 @@ def test_escape_penalty_off_or_without_good():
 
 
 def test_the_run_penalises_p_good_at_the_good_class_index(tmp_path):
-    from hydra.core.global_hydra import GlobalHydra
-
-    from tests.training.conftest import fast_overrides, write_tiny_csv_set
-    from vqc.config import compose
-    from vqc.data.build import build_datamodule
-    from vqc.training.losses import EscapePenalty
-    from vqc.training.task import build_module
-
     data = write_tiny_csv_set(tmp_path / "set", per_class=3)
     GlobalHydra.instance().clear()
     cfg = compose("train", fast_overrides(data, tmp_path, "module.escape_weight=0.5"))

@@ -60,11 +60,11 @@ def _refuse_matrix_without_open_set(spec: Any, classes: Any, name: str) -> None:
 
 
 def check_drift(cfg: DictConfig, model: Any) -> list[str]:
-    """Drift layers checked against ``model`` (a ``ConfigError`` if it lacks one),
+    """Drift layers checked against ``model`` (the network itself, not ``torch.compile``'s
+    wrapper; a ``ConfigError`` if it lacks one),
     ``n_features`` capped to what they give; returns the warnings for the run's summary."""
     if not _drift_on(cfg):
         return []
-    model = getattr(model, "_orig_mod", model)  # torch.compile's wrapper
     check = check_drift_layers(cfg, model)
     cap_n_features(cfg, check)
     return check.warnings

@@ -154,7 +154,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     run_dir.mkdir(parents=True, exist_ok=True)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
-    early = check_drift(cfg, module.model)  # drift layers fit the model: fail now, not later
+    early = check_drift(cfg, module.network)  # drift layers fit the model: fail now, not later
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
