@@ -208,6 +208,7 @@ MODULE = [
          choices=("cross_entropy", "weighted_cross_entropy", "cost_matrix")),
     Rule("module.label_smoothing", "number", 0, 1, open_high=True),
     Rule("module.escape_weight", "number", 0),
+    Rule("module.mask_weight", "number", 0),
     Rule("module.decision", "choice", choices=("argmax", "bayes")),
     Rule("module.collapse_share", "number", 0, 1, open_low=True),
     Rule("module.nan_policy", "choice", choices=("stop", "skip")),

@@ -8,8 +8,12 @@ import pytest
 from PIL import Image
 
 
-def write_tiny_csv_set(root: Path, per_class: int = 8, size: int = 16, seed: int = 0) -> Path:
-    """good / dent / scratch (train and test) plus test-only drift, as ``labels.csv``."""
+def write_tiny_csv_set(root: Path, per_class: int = 8, size: int = 16, seed: int = 0,
+                       masks: bool = False) -> Path:
+    """good / dent / scratch (train and test) plus test-only drift, as ``labels.csv``.
+
+    ``masks``: a ``mask`` column, naming the scratch's pixel mask on scratch rows (the bright
+    column), and empty elsewhere (dent: no mask given; good: nothing to mark)."""
     rng = np.random.default_rng(seed)
     rows = []
     for split, n in (("train", per_class), ("test", 3)):
@@ -23,9 +27,21 @@ def write_tiny_csv_set(root: Path, per_class: int = 8, size: int = 16, seed: int
                 name = f"images/{split}_{label}_{i}.png"
                 (root / name).parent.mkdir(parents=True, exist_ok=True)
                 Image.fromarray(array.astype(np.uint8), mode="L").save(root / name)
-                rows.append({"image": name, "label": label, "split": split})
+                row = {"image": name, "label": label, "split": split}
+                if masks:
+                    row["mask"] = _write_mask(root, name, size) if label == "scratch" else ""
+                rows.append(row)
     pd.DataFrame(rows).to_csv(root / "labels.csv", index=False)
     return root
+
+
+def _write_mask(root: Path, image: str, size: int) -> str:
+    mask = np.zeros((size, size), dtype=np.uint8)
+    mask[:, size // 2] = 255
+    name = image.replace("images/", "masks/")
+    (root / name).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(mask, mode="L").save(root / name)
+    return name
 
 
 @pytest.fixture

@@ -50,6 +50,8 @@ BAD = [
     ("ensemble_zero", ["ensemble=0"], r"ensemble=0: must be an integer >= 1"),
     ("escape_weight_negative", ["module.escape_weight=-1"],
      r"module\.escape_weight=-1: must be a number >= 0"),
+    ("mask_weight_negative", ["module.mask_weight=-0.5"],
+     r"module\.mask_weight=-0\.5: must be a number >= 0"),
     ("dropout_one", ["dropout=1"], r"dropout=1: must be a number >= 0 and < 1"),
     ("batch_size_zero", ["data.batch_size=0"], r"data\.batch_size=0: must be an integer >= 1"),
     ("image_size_negative", ["data.preprocess.size=[32,-4]"],

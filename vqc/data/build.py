@@ -78,8 +78,9 @@ def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], A
 
 
 def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
-                     seed: int = 0) -> VqcDataModule:
-    """A ``VqcDataModule`` for the ``data`` config group (see ``conf/data/``)."""
+                     seed: int = 0, masks: bool = False) -> VqcDataModule:
+    """A ``VqcDataModule`` for the ``data`` config group (see ``conf/data/``); ``masks``:
+    training batches carry pixel masks (``module.mask_weight`` > 0)."""
     augment = [instantiate(step) for step in (data.get("augment") or [])]
     cfg = _plain(data)
     source = build_data_source(cfg)
@@ -106,4 +107,5 @@ def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
         on_bad_image=cfg.get("on_bad_image", "error"),
         seed=seed,
         prepare=prepare,
+        masks=masks,
     )

@@ -25,6 +25,7 @@ from vqc.data.dataset import (
 )
 from vqc.data.index import DataIndex, OnBad, build_index
 from vqc.data.layouts import DataSource
+from vqc.data.masks import MaskPreprocessor, check_mask_sizes, has_masks
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
 from vqc.errors import ConfigError, DataError
@@ -38,6 +39,8 @@ class VqcDataModule(L.LightningDataModule):
 
     The validation set is a seeded stratified part of the training table (see
     ``stratified_split``); the test set comes from the source's test split or test CSV.
+    ``masks=True``: training batches are ``(images, codes, masks)`` with each image's pixel
+    defect mask (``ImageDataset``); validation and test batches stay ``(images, codes)``.
     """
 
     def __init__(
@@ -61,6 +64,7 @@ class VqcDataModule(L.LightningDataModule):
         on_bad_image: OnBad = "error",
         seed: int = 0,
         prepare: Callable[[], Any] | None = None,
+        masks: bool = False,
     ) -> None:
         super().__init__()
         if batch_size < 1:
@@ -71,6 +75,8 @@ class VqcDataModule(L.LightningDataModule):
         self.source = source
         self.preprocess = preprocess
         self.cache = ImageCache(cache_dir, preprocess)
+        self.masks = masks
+        self.mask_cache = ImageCache(cache_dir, MaskPreprocessor(preprocess)) if masks else None
         self.class_config = classes
         self.good, self.open_set = good, open_set
         self.val_fraction, self.group_by, self.balanced = val_fraction, group_by, balanced
@@ -114,6 +120,8 @@ class VqcDataModule(L.LightningDataModule):
         self.val_frame = index.train.iloc[val_idx].reset_index(drop=True)
         self.test_frame = index.test
         self._check_trained_classes_present()
+        if self.masks:
+            self._prepare_masks(index.train)
         if index.skipped:
             self._write_skipped(index.skipped)
 
@@ -142,6 +150,21 @@ class VqcDataModule(L.LightningDataModule):
             log.warning("skipped %s: %s", path, error)
         bad = {path for path, _ in failures}
         return frame[~frame["path"].isin(bad)].reset_index(drop=True)
+
+    def _prepare_masks(self, train: pd.DataFrame) -> None:
+        """Check the training masks against their images and cache them."""
+        if not has_masks(train):
+            raise ConfigError("module.mask_weight > 0 trains with pixel masks, but no training "
+                              "image has one: name the CSV's mask column in data.columns.mask "
+                              "(layout csv), or set module.mask_weight=0")
+        check_mask_sizes(train)
+        named = train[train["mask"].notna()]
+        failures = warm_cache(self.mask_cache, named.assign(path=named["mask"]),  # type: ignore[arg-type]
+                              self.cache_workers, "caching masks")
+        if failures:
+            shown = "\n  ".join(error for _, error in failures[:10])
+            raise DataError(f"{len(failures)} unreadable mask(s):\n  {shown}")
+        log.info("training with the pixel masks of %d of %d image(s)", len(named), len(train))
 
     def _check_trained_classes_present(self) -> None:
         counts = np.bincount(self.train_frame["code"], minlength=len(self.classes))
@@ -186,6 +209,10 @@ class VqcDataModule(L.LightningDataModule):
     def _dataset(self, frame: pd.DataFrame | None, train: bool) -> ImageDataset:
         if frame is None or len(frame) == 0:
             raise DataError("no images for this stage (check the data set's test split / CSV)")
+        if train and self.mask_cache is not None:
+            good = self.classes.good_code
+            return ImageDataset(frame, self.cache, self.train_transform, masks=self.mask_cache,
+                                clean_codes=frozenset() if good is None else frozenset({good}))
         return ImageDataset(frame, self.cache,
                             self.train_transform if train else self.eval_transform)
 

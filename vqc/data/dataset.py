@@ -8,6 +8,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,22 +24,37 @@ from vqc.progress import phase
 log = logging.getLogger(__name__)
 
 
-class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
-    """``(image, code)`` pairs; the image is a float tensor (channels, height, width)."""
+#: Mask value of pixels whose state is unknown (an image of a defect class without a mask).
+MASK_UNKNOWN = 255
+
+
+class ImageDataset(Dataset[tuple[torch.Tensor, ...]]):
+    """``(image, code)`` pairs; the image is a float tensor (channels, height, width).
+
+    With ``masks`` (a cache of ``vqc.data.masks.MaskPreprocessor``), ``(image, code, mask)``
+    triples: ``mask`` is ``uint8`` (height, width), 1 on defect pixels, augmented together
+    with its image. An image without a mask file has an all-0 mask when its class is one of
+    ``clean_codes`` (GOOD: nothing to mark) and an all-``MASK_UNKNOWN`` one otherwise.
+    """
 
     def __init__(self, frame: pd.DataFrame, cache: ImageCache,
-                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> None:
+                 transform: Callable[..., Any] | None = None,
+                 masks: ImageCache | None = None,
+                 clean_codes: frozenset[int] = frozenset()) -> None:
         self.frame = frame.reset_index(drop=True)
         self.cache = cache
         self.transform = transform or build_transform()
         self._paths = self.frame["path"].tolist()
         self.libs: list[str | None] = self.frame["lib"].tolist()
         self.codes = self.frame["code"].to_numpy(dtype=np.int64)
+        self.masks, self.clean_codes = masks, clean_codes
+        column = self.frame["mask"] if "mask" in self.frame.columns else [None] * len(self)
+        self._mask_paths: list[str | None] = [None if pd.isna(m) else m for m in column]
 
     def __len__(self) -> int:
         return len(self._paths)
 
-    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: int | tuple[int, int]) -> tuple[torch.Tensor, ...]:
         """Image ``i`` of the table; ``(i, seed)`` draws its augmentations from ``seed``.
 
         A seeded draw (see ``EpochSampler``) does not touch the process's random state, so the
@@ -47,14 +63,30 @@ class ImageDataset(Dataset[tuple[torch.Tensor, int]]):
         """
         i, seed = item if isinstance(item, tuple) else (item, None)
         array = self.cache.get(self._paths[i], self.libs[i])
-        image = tv_tensors.Image(torch.from_numpy(array))
+        inputs: tuple[Any, ...] = (tv_tensors.Image(torch.from_numpy(array)),)
+        if self.masks is not None:
+            inputs += (tv_tensors.Mask(self._mask(i, array.shape[-2:])),)
         if seed is None:
-            out = self.transform(image)
+            out = self.transform(*inputs)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                out = self.transform(image)
-        return out.as_subclass(torch.Tensor), int(self.codes[i])
+                out = self.transform(*inputs)
+        if self.masks is None:
+            return out.as_subclass(torch.Tensor), int(self.codes[i])
+        image, mask = out
+        mask = mask.as_subclass(torch.Tensor)[0]
+        if self._mask_paths[i] is None and int(self.codes[i]) not in self.clean_codes:
+            mask = torch.full_like(mask, MASK_UNKNOWN)  # geometry may have filled a border
+        return image.as_subclass(torch.Tensor), int(self.codes[i]), mask
+
+    def _mask(self, i: int, size: tuple[int, ...]) -> torch.Tensor:
+        """Mask ``(1, height, width)`` of image ``i``, 0/1, or ``MASK_UNKNOWN`` throughout."""
+        path = self._mask_paths[i]
+        if path is not None:
+            return torch.from_numpy(self.masks.get(path, self.libs[i]))  # type: ignore[union-attr]
+        fill = 0 if int(self.codes[i]) in self.clean_codes else MASK_UNKNOWN
+        return torch.full((1, *size), fill, dtype=torch.uint8)
 
 
 def frame_batches(frame: pd.DataFrame, cache: ImageCache,

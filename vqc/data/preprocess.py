@@ -229,18 +229,27 @@ class Preprocessor:
         return array[None] if array.ndim == 2 else np.ascontiguousarray(array.transpose(2, 0, 1))
 
 
-def fit(image: Image.Image, size: tuple[int, int], resize: ResizeMode = "stretch") -> Image.Image:
-    """``image`` brought to ``size`` (height, width) by stretching or letterboxing."""
+def fit(image: Image.Image, size: tuple[int, int], resize: ResizeMode = "stretch",
+        resample: Image.Resampling = Image.Resampling.BILINEAR,
+        fill: int | None = None) -> Image.Image:
+    """``image`` brought to ``size`` (height, width) by stretching or letterboxing.
+
+    ``resample``: the interpolation (nearest for masks); ``fill``: the letterbox's background
+    (default: the image's own mean colour)."""
     height, width = size
     if image.size == (width, height):
         return image
     if resize == "stretch":
-        return image.resize((width, height), Image.Resampling.BILINEAR)
+        return image.resize((width, height), resample)
     scale = min(width / image.size[0], height / image.size[1])
     inner = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
-    scaled = image.resize(inner, Image.Resampling.BILINEAR)
-    means = np.asarray(image, dtype=np.float64).reshape(image.size[1], image.size[0], -1)
-    fill = tuple(round(float(v)) for v in means.mean(axis=(0, 1)))
-    canvas = Image.new(image.mode, (width, height), fill[0] if len(fill) == 1 else fill)
+    scaled = image.resize(inner, resample)
+    if fill is None:
+        means = np.asarray(image, dtype=np.float64).reshape(image.size[1], image.size[0], -1)
+        background = tuple(round(float(v)) for v in means.mean(axis=(0, 1)))
+    else:
+        background = (fill,) * len(image.getbands())
+    canvas = Image.new(image.mode, (width, height),
+                       background[0] if len(background) == 1 else background)
     canvas.paste(scaled, ((width - inner[0]) // 2, (height - inner[1]) // 2))
     return canvas

@@ -29,9 +29,10 @@ from vqc.errors import ConfigError, DataError
 #: path: absolute image path; filename: as written in the source; label: class name or None;
 #: lib: die / preprocessing key or None; window: acquisition window or None; split: train/test/None;
 #: group: grouping key for splits or None; where: "file row N" for messages; orig_index: the
-#: source's own index value (the challenge's unnamed first column) for submissions.
+#: source's own index value (the challenge's unnamed first column) for submissions; mask: absolute
+#: path of the image's pixel defect mask, or None (only a CSV's ``mask`` column gives one).
 INDEX_COLUMNS = ("path", "filename", "label", "lib", "window", "split", "group", "where",
-                 "orig_index")
+                 "orig_index", "mask")
 
 #: Every extension Pillow opens.
 IMAGE_EXTENSIONS = image_extensions()
@@ -85,12 +86,14 @@ def read_challenge(csv: str | os.PathLike[str], images: str | os.PathLike[str],
 
 def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] | None,
                      columns: Mapping[str, str | None], require_label: bool = True) -> pd.DataFrame:
-    """A CSV ``image,label[,split][,group][,lib]`` with configurable column names.
+    """A CSV ``image,label[,split][,group][,lib][,mask]`` with configurable column names.
 
-    Relative image paths are resolved against ``root`` (default: the CSV's folder).
+    Relative image and mask paths are resolved against ``root`` (default: the CSV's folder). A
+    row's mask may be empty (no mask for that image); a mask named but missing is refused.
     """
     csv = Path(csv)
-    names = {"image": "image", "label": "label", "split": None, "group": None, "lib": None}
+    names = {"image": "image", "label": "label", "split": None, "group": None, "lib": None,
+             "mask": None}
     names.update({k: v for k, v in columns.items() if k in names})
     unknown = sorted(set(columns) - set(names))
     if unknown:
@@ -98,6 +101,10 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
     required = [names["image"]] + ([names["label"]] if require_label else [])
     required += [names[k] for k in ("split", "group", "lib") if names[k]]
     raw = read_csv(csv, required=required, dtype=str, keep_default_na=False)
+    if names["mask"] and names["mask"] not in raw.columns:
+        raise DataError(f"{csv}: no column {names['mask']!r} of pixel masks "
+                        f"(data.columns.mask); found {list(raw.columns)}. A set without masks: "
+                        "data.columns.mask=null module.mask_weight=0")
     base = Path(root) if root is not None else csv.parent
     images = raw[names["image"]].astype(str).str.strip()
     frame = pd.DataFrame({
@@ -112,6 +119,9 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
         frame[key] = raw[column].map(_clean_label) if column else None
     if frame["group"].isna().all() and names["lib"]:
         frame["group"] = frame["lib"]
+    if names["mask"]:
+        frame["mask"] = _mask_paths(base, raw[names["mask"]].astype(str).str.strip(), csv,
+                                    "data.root" if root is not None else None)
     if require_label:
         _require_labels(frame, csv)
     _check_duplicates(frame, "path", str(csv))
@@ -122,19 +132,32 @@ def _paths_inside(base: Path, images: pd.Series, csv: Path, key: str | None) -> 
     """Absolute paths of ``images``: relative ones under ``base``, where they must stay (a
     ``../`` path leaving it is refused with its row); absolute ones as written, the CSV's
     author's explicit choice. Symlinks inside ``base`` are the data set's own and followed."""
+    return [_path_inside(base, name, csv, i, key) for i, name in enumerate(images)]
+
+
+def _path_inside(base: Path, name: str, csv: Path, i: int, key: str | None,
+                 what: str = "image") -> str:
+    """One path of ``_paths_inside``; ``i``: its data row, ``what`` it names, for messages."""
+    if Path(name).is_absolute():
+        return str(Path(name).resolve())
     top = Path(os.path.abspath(base))
-    out = []
-    for i, name in enumerate(images):
-        if Path(name).is_absolute():
-            out.append(str(Path(name).resolve()))
-            continue
-        lexical = Path(os.path.normpath(top / name))
-        if not lexical.is_relative_to(top):
-            where = key or "the CSV's folder"
-            raise DataError(f"{csv} row {csv_row(i)}: image path {name!r} leaves {where} "
-                            f"({top}); relative paths must stay inside it")
-        out.append(str(lexical.resolve()))
-    return out
+    lexical = Path(os.path.normpath(top / name))
+    if not lexical.is_relative_to(top):
+        where = key or "the CSV's folder"
+        raise DataError(f"{csv} row {csv_row(i)}: {what} path {name!r} leaves {where} "
+                        f"({top}); relative paths must stay inside it")
+    return str(lexical.resolve())
+
+
+def _mask_paths(base: Path, masks: pd.Series, csv: Path, key: str | None) -> list[str | None]:
+    """Absolute mask paths (None where a row names none); a named file must exist."""
+    paths: list[str | None] = []
+    for i, name in enumerate(masks):
+        path = _path_inside(base, name, csv, i, key, "mask") if name else None
+        if path is not None and not Path(path).is_file():
+            raise DataError(f"{csv} row {csv_row(i)}: mask {name!r} not found ({path})")
+        paths.append(path)
+    return paths
 
 
 def _require_labels(frame: pd.DataFrame, source: Path) -> None:

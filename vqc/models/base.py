@@ -42,6 +42,13 @@ class Backbone(nn.Module):
         """Intermediate maps ``(B, C, H, W)`` by layer name; stops after the last one asked."""
         raise NotImplementedError
 
+    def pooled_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The pooled embedding and the last feature map, whose spatial mean it is, in one
+        pass (training with pixel masks reads the map)."""
+        last = self.feature_layers[-1]
+        feature_map = self.feature_maps(x, [last])[last]
+        return feature_map.mean(dim=(-2, -1)), feature_map
+
     def first_conv_name(self) -> str:
         """State-dict name (without ``.weight``) of the convolution that sees the image."""
         for name, module in self.named_modules():

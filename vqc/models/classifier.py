@@ -65,6 +65,11 @@ class Classifier(nn.Module):
         adds its other members', which need the images)."""
         return self.head(pooled)
 
+    def logits_and_map(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits and the backbone's last feature map (see ``Backbone.pooled_and_map``)."""
+        pooled, feature_map = self.backbone.pooled_and_map(x)
+        return self.head_logits(pooled, x), feature_map
+
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled backbone features ``(B, num_features)``, before dropout and head."""
         return self.backbone(x)

@@ -80,9 +80,12 @@ class ClassifierModule(L.LightningModule):
         collapse_share: float = 0.9,
         channels_last: bool = False,
         nan_policy: str = "stop",
+        mask_head: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.model = model
+        #: ``MaskSupervision`` when training batches carry pixel masks (training only).
+        self.mask_head = mask_head
         self.classes = classes
         self.loss_fn = loss
         self.optimizer_factory = optimizer
@@ -136,10 +139,16 @@ class ClassifierModule(L.LightningModule):
         return decide(probs, self.decision, self.trained_cost.to(probs.device), None)
 
     # -- training -------------------------------------------------------------------------------
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor | None:
-        images, target = batch
-        logits = self(images)
-        loss = self.loss_fn(logits, target)
+    def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor | None:
+        images, target, *masks = batch
+        if self.mask_head is not None and masks:
+            logits, feature_map = self.model.logits_and_map(self._prepare(images))
+            mask_loss = self.mask_head(feature_map, masks[0])
+            loss = self.loss_fn(logits, target) + mask_loss
+            self.log("train/mask_loss", mask_loss.detach(), on_step=False, on_epoch=True,
+                     batch_size=len(target))
+        else:
+            loss = self.loss_fn(self(images), target)
         if self.nan_policy == "skip":
             # Skipping needs the answer now: the host waits for the forward pass here.
             if not torch.isfinite(loss):
@@ -314,6 +323,9 @@ class ClassifierModule(L.LightningModule):
     # -- optimisation ---------------------------------------------------------------------------
     def configure_optimizers(self) -> Any:
         groups = self.model.param_groups(self.lr, self.backbone_lr_factor)
+        if self.mask_head is not None:
+            groups.append({"name": "mask", "params": list(self.mask_head.parameters()),
+                           "lr": self.lr})
         optimizer = self.optimizer_factory(groups)
         if self.scheduler_factory is None:
             return optimizer

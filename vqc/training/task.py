@@ -34,6 +34,7 @@ from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
+from vqc.training.mask_loss import MaskSupervision
 from vqc.training.members import ensemble_size, join_members, train_member
 from vqc.training.module import ClassifierModule
 from vqc.training.preflight import add_open_set, check_drift
@@ -73,6 +74,7 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
                       float(cfg.module.label_smoothing),
                       escape_weight=float(cfg.module.get("escape_weight", 0.0)),
                       good_index=trained.index(good) if good in trained else None)
+    mask_head = mask_supervision(cfg, model)
     if cfg.module.compile:
         model = torch.compile(model)
     return ClassifierModule(
@@ -82,7 +84,15 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
         lr=float(cfg.lr), backbone_lr_factor=float(cfg.module.backbone_lr_factor),
         decision=cfg.module.decision, collapse_share=float(cfg.module.collapse_share),
         channels_last=bool(cfg.module.channels_last), nan_policy=cfg.module.nan_policy,
+        mask_head=mask_head,
     )
+
+
+def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
+    """The mask head of ``module.mask_weight`` > 0 (the last feature map, which the pooled
+    embedding averages, has ``num_features`` channels)."""
+    weight = float(cfg.module.get("mask_weight", 0.0))
+    return MaskSupervision(int(model.num_features), weight) if weight > 0 else None
 
 
 def _resume_path(cfg: DictConfig, run_dir: Path, module: ClassifierModule) -> str | None:
@@ -234,7 +244,8 @@ def prepare_data(cfg: DictConfig) -> Any:
     # computes a hundred times slower (an EfficientNet epoch took minutes instead of seconds).
     torch.set_flush_denormal(True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
-    datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
+    datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed),
+                                  masks=float(cfg.module.get("mask_weight", 0.0)) > 0)
     if local_rank() == 0:  # other processes of a distributed run find the data prepared
         datamodule.prepare_data()
     datamodule.setup()

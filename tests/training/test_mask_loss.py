@@ -1,0 +1,103 @@
+"""Training with pixel masks: per-cell targets, the balanced loss, and a run that uses them."""
+
+import math
+
+import pandas as pd
+import pytest
+import torch
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+from tests.training.conftest import fast_overrides, write_tiny_csv_set
+from vqc.config import compose
+from vqc.data.dataset import MASK_UNKNOWN
+from vqc.errors import ConfigError
+from vqc.models import build_model
+from vqc.training.mask_loss import MaskSupervision, balanced_bce, cell_targets
+from vqc.training.task import train
+
+
+def test_cell_targets_mark_any_defect_pixel_and_any_unknown_pixel():
+    masks = torch.zeros(2, 4, 4, dtype=torch.uint8)
+    masks[0, 0, 3] = 1  # one pixel in the top-right cell
+    masks[1, 3, 0] = MASK_UNKNOWN  # bottom-left cell of image 1 unknown
+    masks[1, 2, 2] = 1
+    target, known = cell_targets(masks, (2, 2))
+    assert target.tolist() == [[[0, 1], [0, 0]], [[0, 0], [0, 1]]]
+    assert known.tolist() == [[[True, True], [True, True]], [[True, True], [False, True]]]
+
+
+def test_balanced_bce_by_hand():
+    target = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
+    known = torch.ones(1, 4, dtype=torch.bool)
+    logits = torch.tensor([[0.0, 0.0, 0.0, 2.0]])
+    # defect cells: -log(1/2); clean cells: mean of log 2, log 2, log(1 + e^2); half each
+    clean = (2 * math.log(2) + math.log(1 + math.e ** 2)) / 3
+    assert balanced_bce(logits, target, known).item() == pytest.approx(
+        0.5 * math.log(2) + 0.5 * clean)
+    # no defect cell: the clean cells alone
+    assert balanced_bce(logits, torch.zeros(1, 4), known).item() == pytest.approx(
+        (3 * math.log(2) + math.log(1 + math.e ** 2)) / 4)
+
+
+def test_unknown_cells_do_not_count_and_nothing_known_gives_zero_with_a_graph():
+    target = torch.tensor([[1.0, 0.0]])
+    logits = torch.tensor([[0.0, 50.0]], requires_grad=True)  # the clean cell badly wrong
+    only_defect = torch.tensor([[True, False]])
+    assert balanced_bce(logits, target, only_defect).item() == pytest.approx(math.log(2))
+    nothing = balanced_bce(logits, target, torch.zeros(1, 2, dtype=torch.bool))
+    assert nothing.item() == 0.0
+    nothing.backward()
+    assert logits.grad is not None and torch.all(logits.grad == 0)
+
+
+def test_mask_supervision_refuses_a_weight_of_zero_and_scales_by_its_weight():
+    with pytest.raises(ConfigError, match=r"module\.mask_weight=0"):
+        MaskSupervision(4, 0.0)
+    torch.manual_seed(0)
+    head = MaskSupervision(4, 2.0)
+    maps = torch.randn(2, 4, 3, 3)
+    masks = torch.zeros(2, 6, 6, dtype=torch.uint8)
+    masks[0, :2, :2] = 1
+    target, known = cell_targets(masks, (3, 3))
+    expected = 2.0 * balanced_bce(head.conv(maps)[:, 0], target, known)
+    assert head(maps, masks).item() == pytest.approx(expected.item())
+
+
+@pytest.mark.parametrize("name", ["cnn", "resnet18", "efficientnet_lite0"])
+def test_the_last_feature_map_is_what_the_embedding_pools(name):
+    options = {"pretrained": False} if name.startswith("efficientnet") else {}
+    model = build_model(name, num_classes=3, in_channels=1, **options).eval()
+    x = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        pooled, feature_map = model.backbone.pooled_and_map(x)
+        logits, same_map = model.logits_and_map(x)
+        assert feature_map.shape[:2] == (2, model.num_features)
+        assert torch.allclose(pooled, model.embed(x), atol=1e-5)
+        assert torch.allclose(logits, model(x), atol=1e-5)
+        assert torch.equal(same_map, feature_map)
+
+
+def _cfg(root, tmp_path, *extra):
+    GlobalHydra.instance().clear()
+    cfg = compose("train", fast_overrides(root, tmp_path, "depth=2", "test=false",
+                                          "figures.enabled=false", *extra))
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(tmp_path / "run")
+    return cfg
+
+
+def test_a_run_learns_from_masks_and_checkpoints_the_mask_head(tmp_path):
+    data = write_tiny_csv_set(tmp_path / "set", masks=True)
+    summary = train(_cfg(data, tmp_path, "module.mask_weight=1", "data.columns.mask=mask"))
+    metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
+    mask_losses = metrics["train/mask_loss"].dropna()
+    assert len(mask_losses) == 2 and (mask_losses > 0).all()  # one per epoch
+    state = torch.load(summary["best_checkpoint"], weights_only=True)["state_dict"]
+    assert {"mask_head.conv.weight", "mask_head.conv.bias"} <= set(state)
+
+
+def test_mask_training_without_masks_is_refused_naming_the_settings(tmp_path):
+    data = write_tiny_csv_set(tmp_path / "set")
+    with pytest.raises(ConfigError, match=r"module\.mask_weight > 0.*data\.columns\.mask"):
+        train(_cfg(data, tmp_path, "module.mask_weight=1"))
