@@ -10,8 +10,9 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from vqc.data.cache import ImageCache
-from vqc.data.dataset import MASK_UNKNOWN, ImageDataset, build_transform
-from vqc.data.masks import MaskPreprocessor, check_mask_sizes
+from vqc.data.dataset import ImageDataset, build_transform
+from vqc.data.layouts import CsvList
+from vqc.data.masks import MASK_UNKNOWN, MaskPreprocessor, check_mask_sizes
 from vqc.data.preprocess import Preprocessor
 from vqc.data.sources import read_generic_csv
 from vqc.errors import DataError
@@ -83,6 +84,46 @@ def test_masks_are_resized_by_nearest_neighbour_to_0_and_1(tmp_path, resize):
     assert np.array_equal(out[0], expected)
 
 
+def test_a_one_pixel_crack_survives_shrinking_and_a_0_1_mask_counts_every_non_zero_pixel(
+        tmp_path):
+    crack = np.zeros((16, 16))
+    crack[:, 1] = 1  # saved as 0/1, one pixel wide, off every nearest-neighbour sample
+    out = MaskPreprocessor(Preprocessor(size=(4, 4)))(_gray(tmp_path / "m.png", crack))
+    expected = np.zeros((4, 4), dtype=np.uint8)
+    expected[:, 0] = 1
+    assert np.array_equal(out[0], expected)
+
+
+def test_a_mask_is_rotated_and_cropped_as_its_image(tmp_path):
+    pattern = np.zeros((10, 16))
+    pattern[2:5, 3:12] = 255
+    pre = Preprocessor(size=(8, 6), rotate_crop={"die": {"angle": 90, "box": [1, 2, 9, 14]}})
+    image = pre(_gray(tmp_path / "i.png", pattern), "die")
+    mask = MaskPreprocessor(pre)(_gray(tmp_path / "m.png", pattern), "die")
+    assert mask.any() and not mask.all()
+    assert np.array_equal(mask[0], (image[0] > 127).astype(np.uint8))
+
+
+def test_an_unreadable_mask_is_refused_with_its_row(tmp_path):
+    bad = tmp_path / "m.png"
+    bad.write_bytes(b"not a png")
+    frame = pd.DataFrame({"path": [_gray(tmp_path / "a.png", np.zeros((4, 4)))],
+                          "mask": [str(bad)], "where": ["labels.csv row 7"]})
+    with pytest.raises(DataError, match=r"labels.csv row 7: mask .*m.png is not a readable image"):
+        check_mask_sizes(frame)
+
+
+def test_a_test_csv_needs_no_mask_column(tmp_path):
+    for name in ("a.png", "b.png", "m.png"):
+        _gray(tmp_path / name, np.zeros((4, 4)))
+    _csv(tmp_path, [{"image": "a.png", "label": "dent", "mask": "m.png"}])
+    pd.DataFrame([{"image": "b.png", "label": "dent"}]).to_csv(tmp_path / "test.csv",
+                                                               index=False)
+    train, test = CsvList(csv=str(tmp_path / "labels.csv"), columns={"mask": "mask", "split": None},
+                          test_csv=str(tmp_path / "test.csv")).tables()
+    assert train["mask"].notna().all() and test["mask"].isna().all()
+
+
 def test_mask_cache_entries_are_apart_from_image_entries(tmp_path):
     images = Preprocessor(size=(8, 8))
     assert MaskPreprocessor(images).fingerprint() != images.fingerprint()
@@ -91,18 +132,21 @@ def test_mask_cache_entries_are_apart_from_image_entries(tmp_path):
 
 
 def _dataset(tmp_path: Path, transform) -> ImageDataset:
+    """Rows: a defect with its mask, GOOD without one, a defect without one, a defect whose
+    mask marks nothing, GOOD with an empty mask."""
     image = np.zeros((8, 8))
     image[:, 1] = 255  # a bright column, marked by its mask
     mask = np.zeros((8, 8))
     mask[:, 1] = 255
+    empty = _gray(tmp_path / "empty.png", np.zeros((8, 8)))
     frame = pd.DataFrame({
-        "path": [_gray(tmp_path / f"{i}.png", image) for i in range(3)],
-        "lib": [None] * 3, "code": [1, 0, 1],
-        "mask": [_gray(tmp_path / "m.png", mask), None, None],
+        "path": [_gray(tmp_path / f"{i}.png", image) for i in range(5)],
+        "lib": [None] * 5, "code": [1, 0, 1, 1, 0],
+        "mask": [_gray(tmp_path / "m.png", mask), None, None, empty, empty],
     })
     pre = Preprocessor(size=(8, 8))
     return ImageDataset(frame, ImageCache(tmp_path / "c", pre), transform,
-                        masks=ImageCache(tmp_path / "c", MaskPreprocessor(pre)),
+                        mask_cache=ImageCache(tmp_path / "c", MaskPreprocessor(pre)),
                         clean_codes=frozenset({0}))
 
 
@@ -120,3 +164,5 @@ def test_without_a_mask_good_is_clean_and_a_defect_unknown_whatever_the_augmenta
     for seed in range(5):
         assert dataset[(1, seed)][2].eq(0).all()
         assert dataset[(2, seed)][2].eq(MASK_UNKNOWN).all()
+        assert dataset[(3, seed)][2].eq(MASK_UNKNOWN).all()  # a defect marked nowhere
+        assert dataset[(4, seed)][2].eq(0).all()

@@ -112,6 +112,23 @@ def test_eval_of_an_inspector_scores_it_as_training_did(trained, tmp_path, monke
     assert not (out / "test_report.md").exists()  # no checkpoint: no test of the classifier
 
 
+def test_a_run_trained_with_masks_is_evaluated_on_a_set_without(tmp_path, monkeypatch) -> None:
+    from tests.training.conftest import write_tiny_csv_set
+
+    masked = write_tiny_csv_set(tmp_path / "masked", masks=True)
+    overrides = fast_overrides(masked, tmp_path, "depth=2", "figures.enabled=false",
+                               "module.mask_weight=1", "data.columns.mask=mask")
+    run = tmp_path / "run"
+    assert run_script(train_cli.main, [*overrides, f"hydra.run.dir={run}"], monkeypatch) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    plain = write_tiny_csv_set(tmp_path / "plain")  # the same images, no mask column
+    out = tmp_path / "eval"
+    code = run_script(eval_cli.main, [f"ckpt_path={summary['best_checkpoint']}",
+                                      f"data.root={plain}", f"hydra.run.dir={out}"], monkeypatch)
+    assert code == 0
+    assert json.loads((out / "summary.json").read_text())["test"] == summary["test"]
+
+
 @pytest.mark.parametrize(("extra", "match"), [
     ([], r"ckpt_path, inspector: give exactly one"),
     (["ckpt_path=/nowhere/best.ckpt"], r"ckpt_path=/nowhere/best\.ckpt: file not found"),

@@ -10,7 +10,7 @@ from omegaconf import open_dict
 
 from tests.training.conftest import fast_overrides, write_tiny_csv_set
 from vqc.config import compose
-from vqc.data.dataset import MASK_UNKNOWN
+from vqc.data.masks import MASK_UNKNOWN
 from vqc.errors import ConfigError
 from vqc.models import build_model
 from vqc.training.mask_loss import MaskSupervision, balanced_bce, cell_targets
@@ -54,14 +54,26 @@ def test_unknown_cells_do_not_count_and_nothing_known_gives_zero_with_a_graph():
 def test_mask_supervision_refuses_a_weight_of_zero_and_scales_by_its_weight():
     with pytest.raises(ConfigError, match=r"module\.mask_weight=0"):
         MaskSupervision(4, 0.0)
-    torch.manual_seed(0)
     head = MaskSupervision(4, 2.0)
-    maps = torch.randn(2, 4, 3, 3)
+    torch.nn.init.zeros_(head.conv.weight)
+    torch.nn.init.zeros_(head.conv.bias)  # every cell's logit 0: each cell's loss is log 2
     masks = torch.zeros(2, 6, 6, dtype=torch.uint8)
-    masks[0, :2, :2] = 1
-    target, known = cell_targets(masks, (3, 3))
-    expected = 2.0 * balanced_bce(head.conv(maps)[:, 0], target, known)
-    assert head(maps, masks).item() == pytest.approx(expected.item())
+    masks[0, :2, :2] = 1  # defect and clean cells both present
+    assert head(torch.randn(2, 4, 3, 3), masks).item() == pytest.approx(2.0 * math.log(2))
+
+
+def test_the_mask_loss_reaches_the_backbone():
+    torch.manual_seed(0)
+    model = build_model("cnn", num_classes=3, in_channels=1, depth=2, width=8)
+    head = MaskSupervision(model.num_features, 1.0)
+    masks = torch.zeros(2, 32, 32, dtype=torch.uint8)
+    masks[:, :, 5] = 1
+    _, feature_map = model.logits_and_map(torch.randn(2, 1, 32, 32))
+    head(feature_map, masks).backward()
+    first = model.backbone.layers[0]
+    grads = [p.grad for p in first.parameters() if p.requires_grad]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    assert model.head.fc.weight.grad is None  # the class head has no part in it
 
 
 @pytest.mark.parametrize("name", ["cnn", "resnet18", "efficientnet_lite0"])
@@ -99,5 +111,21 @@ def test_a_run_learns_from_masks_and_checkpoints_the_mask_head(tmp_path):
 
 def test_mask_training_without_masks_is_refused_naming_the_settings(tmp_path):
     data = write_tiny_csv_set(tmp_path / "set")
-    with pytest.raises(ConfigError, match=r"module\.mask_weight > 0.*data\.columns\.mask"):
+    with pytest.raises(ConfigError, match=r"module\.mask_weight > 0.*data\.columns\.mask="
+                                          r"COLUMN.*data\.columns\.mask=None"):
         train(_cfg(data, tmp_path, "module.mask_weight=1"))
+    table = pd.read_csv(data / "labels.csv").assign(mask="")  # a column, but empty
+    table.to_csv(data / "labels.csv", index=False)
+    with pytest.raises(ConfigError, match=r"no training image has one"):
+        train(_cfg(data, tmp_path, "module.mask_weight=1", "data.columns.mask=mask"))
+
+
+def test_a_mask_run_resumes_only_with_masks(tmp_path):
+    data = write_tiny_csv_set(tmp_path / "set", masks=True)
+    masks = ["module.mask_weight=1", "data.columns.mask=mask"]
+    train(_cfg(data, tmp_path, *masks, "trainer.max_epochs=1"))
+    with pytest.raises(ConfigError, match=r"trained with pixel masks, resumed without: set "
+                                          r"module\.mask_weight"):
+        train(_cfg(data, tmp_path, "trainer.max_epochs=2", "ckpt_path=last"))
+    summary = train(_cfg(data, tmp_path, *masks, "trainer.max_epochs=2", "ckpt_path=last"))
+    assert summary["epochs"] == 2

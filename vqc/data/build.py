@@ -83,6 +83,11 @@ def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
     training batches carry pixel masks (``module.mask_weight`` > 0)."""
     augment = [instantiate(step) for step in (data.get("augment") or [])]
     cfg = _plain(data)
+    if masks and not (cfg.get("layout") == "csv" and (cfg.get("columns") or {}).get("mask")):
+        raise ConfigError("module.mask_weight > 0 trains with pixel masks, which a CSV's mask "
+                          "column gives: data=csv with data.columns.mask=COLUMN, or "
+                          f"module.mask_weight=0 (data.layout={cfg.get('layout')!r}, "
+                          f"data.columns.mask={(cfg.get('columns') or {}).get('mask')!r})")
     source = build_data_source(cfg)
     classes_cfg = cfg.get("classes") or {}
     generate = cfg.get("generate")

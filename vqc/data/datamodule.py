@@ -25,7 +25,7 @@ from vqc.data.dataset import (
 )
 from vqc.data.index import DataIndex, OnBad, build_index
 from vqc.data.layouts import DataSource
-from vqc.data.masks import MaskPreprocessor, check_mask_sizes, has_masks
+from vqc.data.masks import MaskPreprocessor, check_mask_sizes, has_masks, marks_nothing
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
 from vqc.errors import ConfigError, DataError
@@ -104,6 +104,8 @@ class VqcDataModule(L.LightningDataModule):
         for name, frame in (("train", index.train), ("test", index.test)):
             if frame is not None:
                 warm_cache(self.cache, frame, self.cache_workers, f"caching {name} images")
+        if self.mask_cache is not None and has_masks(index.train):
+            self._warm_masks(index.train)
 
     def setup(self, stage: str | None = None) -> None:
         if self.index is not None:
@@ -152,19 +154,36 @@ class VqcDataModule(L.LightningDataModule):
         return frame[~frame["path"].isin(bad)].reset_index(drop=True)
 
     def _prepare_masks(self, train: pd.DataFrame) -> None:
-        """Check the training masks against their images and cache them."""
+        """Check the training masks against their images, cache them, and say how many
+        defect images train without knowing where their defect is."""
         if not has_masks(train):
             raise ConfigError("module.mask_weight > 0 trains with pixel masks, but no training "
                               "image has one: name the CSV's mask column in data.columns.mask "
                               "(layout csv), or set module.mask_weight=0")
         check_mask_sizes(train)
+        named = self._warm_masks(train)
+        good = self.classes.good_code
+        defects = train[train["code"] != good] if good is not None else train
+        no_mask = int(defects["mask"].isna().sum())
+        blank = sum(marks_nothing(self.mask_cache.get(path, lib))  # type: ignore[union-attr]
+                    for path, lib in zip(defects["mask"].dropna(),
+                                         defects.loc[defects["mask"].notna(), "lib"],
+                                         strict=True))
+        log.info("training with the pixel masks of %d of %d image(s)", len(named), len(train))
+        if no_mask or blank:
+            log.warning("%d defect image(s) without a mask and %d whose mask marks no pixel at "
+                        "%s: they train their class, not where the defect is",
+                        no_mask, blank, "x".join(map(str, self.preprocess.size)))
+
+    def _warm_masks(self, train: pd.DataFrame) -> pd.DataFrame:
+        """Cache the masks ``train`` names; returns the rows that name one."""
         named = train[train["mask"].notna()]
         failures = warm_cache(self.mask_cache, named.assign(path=named["mask"]),  # type: ignore[arg-type]
                               self.cache_workers, "caching masks")
         if failures:
             shown = "\n  ".join(error for _, error in failures[:10])
             raise DataError(f"{len(failures)} unreadable mask(s):\n  {shown}")
-        log.info("training with the pixel masks of %d of %d image(s)", len(named), len(train))
+        return named
 
     def _check_trained_classes_present(self) -> None:
         counts = np.bincount(self.train_frame["code"], minlength=len(self.classes))
@@ -211,7 +230,8 @@ class VqcDataModule(L.LightningDataModule):
             raise DataError("no images for this stage (check the data set's test split / CSV)")
         if train and self.mask_cache is not None:
             good = self.classes.good_code
-            return ImageDataset(frame, self.cache, self.train_transform, masks=self.mask_cache,
+            return ImageDataset(frame, self.cache, self.train_transform,
+                                mask_cache=self.mask_cache,
                                 clean_codes=frozenset() if good is None else frozenset({good}))
         return ImageDataset(frame, self.cache,
                             self.train_transform if train else self.eval_transform)

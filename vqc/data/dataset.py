@@ -18,28 +18,26 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 from vqc.data.cache import ImageCache
+from vqc.data.masks import MASK_UNKNOWN, marks_nothing
 from vqc.errors import DataError
 from vqc.progress import phase
 
 log = logging.getLogger(__name__)
 
 
-#: Mask value of pixels whose state is unknown (an image of a defect class without a mask).
-MASK_UNKNOWN = 255
-
-
 class ImageDataset(Dataset[tuple[torch.Tensor, ...]]):
     """``(image, code)`` pairs; the image is a float tensor (channels, height, width).
 
-    With ``masks`` (a cache of ``vqc.data.masks.MaskPreprocessor``), ``(image, code, mask)``
-    triples: ``mask`` is ``uint8`` (height, width), 1 on defect pixels, augmented together
-    with its image. An image without a mask file has an all-0 mask when its class is one of
-    ``clean_codes`` (GOOD: nothing to mark) and an all-``MASK_UNKNOWN`` one otherwise.
+    With ``mask_cache`` (a cache of ``vqc.data.masks.MaskPreprocessor``), ``(image, code,
+    mask)`` triples: ``mask`` is ``uint8`` (height, width), 1 on defect pixels, augmented
+    together with its image. An image of one of ``clean_codes`` (GOOD: nothing to mark) without
+    a mask has an all-0 mask; an image of another class without a mask, or whose mask marks
+    nothing, an all-``MASK_UNKNOWN`` one (it has a defect, but where is not known).
     """
 
     def __init__(self, frame: pd.DataFrame, cache: ImageCache,
                  transform: Callable[..., Any] | None = None,
-                 masks: ImageCache | None = None,
+                 mask_cache: ImageCache | None = None,
                  clean_codes: frozenset[int] = frozenset()) -> None:
         self.frame = frame.reset_index(drop=True)
         self.cache = cache
@@ -47,7 +45,7 @@ class ImageDataset(Dataset[tuple[torch.Tensor, ...]]):
         self._paths = self.frame["path"].tolist()
         self.libs: list[str | None] = self.frame["lib"].tolist()
         self.codes = self.frame["code"].to_numpy(dtype=np.int64)
-        self.masks, self.clean_codes = masks, clean_codes
+        self.mask_cache, self.clean_codes = mask_cache, clean_codes
         column = self.frame["mask"] if "mask" in self.frame.columns else [None] * len(self)
         self._mask_paths: list[str | None] = [None if pd.isna(m) else m for m in column]
 
@@ -64,29 +62,36 @@ class ImageDataset(Dataset[tuple[torch.Tensor, ...]]):
         i, seed = item if isinstance(item, tuple) else (item, None)
         array = self.cache.get(self._paths[i], self.libs[i])
         inputs: tuple[Any, ...] = (tv_tensors.Image(torch.from_numpy(array)),)
-        if self.masks is not None:
-            inputs += (tv_tensors.Mask(self._mask(i, array.shape[-2:])),)
+        if self.mask_cache is None:
+            return self._augment(inputs, seed)[0], int(self.codes[i])
+        mask, known = self._mask(i, array.shape[-2:])
+        image, mask = self._augment((*inputs, tv_tensors.Mask(mask)), seed)
+        if not known:  # geometry may have filled a border with 0
+            mask = torch.full_like(mask, MASK_UNKNOWN)
+        return image, int(self.codes[i]), mask[0]
+
+    def _augment(self, inputs: tuple[Any, ...], seed: int | None) -> tuple[torch.Tensor, ...]:
         if seed is None:
             out = self.transform(*inputs)
         else:
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
                 out = self.transform(*inputs)
-        if self.masks is None:
-            return out.as_subclass(torch.Tensor), int(self.codes[i])
-        image, mask = out
-        mask = mask.as_subclass(torch.Tensor)[0]
-        if self._mask_paths[i] is None and int(self.codes[i]) not in self.clean_codes:
-            mask = torch.full_like(mask, MASK_UNKNOWN)  # geometry may have filled a border
-        return image.as_subclass(torch.Tensor), int(self.codes[i]), mask
+        out = out if isinstance(out, tuple) else (out,)
+        return tuple(t.as_subclass(torch.Tensor) for t in out)
 
-    def _mask(self, i: int, size: tuple[int, ...]) -> torch.Tensor:
-        """Mask ``(1, height, width)`` of image ``i``, 0/1, or ``MASK_UNKNOWN`` throughout."""
+    def _mask(self, i: int, size: tuple[int, ...]) -> tuple[torch.Tensor, bool]:
+        """Mask ``(1, height, width)`` of image ``i`` (0/1, or ``MASK_UNKNOWN`` throughout),
+        and whether it is known."""
+        clean = int(self.codes[i]) in self.clean_codes
         path = self._mask_paths[i]
         if path is not None:
-            return torch.from_numpy(self.masks.get(path, self.libs[i]))  # type: ignore[union-attr]
-        fill = 0 if int(self.codes[i]) in self.clean_codes else MASK_UNKNOWN
-        return torch.full((1, *size), fill, dtype=torch.uint8)
+            array = self.mask_cache.get(path, self.libs[i])  # type: ignore[union-attr]
+            if clean or not marks_nothing(array):
+                return torch.from_numpy(array), True
+        elif clean:
+            return torch.zeros((1, *size), dtype=torch.uint8), True
+        return torch.full((1, *size), MASK_UNKNOWN, dtype=torch.uint8), False
 
 
 def frame_batches(frame: pd.DataFrame, cache: ImageCache,

@@ -166,7 +166,8 @@ class CsvList:
         table = read_generic_csv(_required(self.csv, "csv"), self.root, self.columns)
         if not self.test_csv:
             return _by_split(table, self.train_split, self.test_split, str(self.csv))
-        return table, read_generic_csv(self.test_csv, self.root, self.columns,
+        test_columns = {k: v for k, v in self.columns.items() if k != "mask"}  # train only
+        return table, read_generic_csv(self.test_csv, self.root, test_columns,
                                        require_label=self.test_labelled)
 
 

@@ -20,43 +20,65 @@ from PIL import Image
 from vqc.data.preprocess import Preprocessor, fit, load_image
 from vqc.errors import DataError
 
-#: Mask pixels above this gray level are defect.
+#: Mask pixels above this gray level are defect (a mask no brighter than it, saved as 0/1 or
+#: 0/N: every non-zero pixel).
 THRESHOLD = 127
+#: Mask value of pixels whose state is unknown: an image of a defect class without a mask, or
+#: whose mask marks no pixel (the defect was not drawn, or is too small to survive the resize).
+MASK_UNKNOWN = 255
 
 
 @dataclass(frozen=True)
 class MaskPreprocessor:
     """Turns a mask file into a ``uint8`` array ``(1, height, width)`` of 0 and 1, with the
-    geometry ``images`` gives its image (same rotation, crop, size and resize mode)."""
+    geometry ``images`` gives its image (same rotation, crop, size and resize mode).
+
+    Shrinking keeps every defect pixel: an output pixel is defect when any mask pixel under it
+    is (a box filter, then anything above 0), so a crack one pixel wide does not vanish.
+    """
 
     images: Preprocessor
 
     def fingerprint(self) -> str:
-        payload = f"mask-v1:{THRESHOLD}:{self.images.fingerprint()}"
+        payload = f"mask-v2:{THRESHOLD}:{self.images.fingerprint()}"
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
     def __call__(self, path: str | os.PathLike[str], lib: str | None = None) -> np.ndarray:
-        mask = load_image(path, "L", self.images.max_pixels)
-        mask = mask.point(lambda v: 255 if v > THRESHOLD else 0)
+        gray = np.asarray(load_image(path, "L", self.images.max_pixels))
+        cut = THRESHOLD if gray.max(initial=0) > THRESHOLD else 0
+        mask = Image.fromarray(np.where(gray > cut, 255, 0).astype(np.uint8), mode="L")
         if self.images.rotate_crop:
             self.images.check_lib(lib, str(path))
             mask = self.images.rotate_crop[lib].apply(mask, name=str(path), lib=str(lib))  # type: ignore[index]
         mask = fit(mask, self.images.size, self.images.resize,
-                   resample=Image.Resampling.NEAREST, fill=0)
-        return (np.asarray(mask, dtype=np.uint8) > THRESHOLD).astype(np.uint8)[None]
+                   resample=Image.Resampling.BOX, fill=0)
+        return (np.asarray(mask, dtype=np.uint8) > 0).astype(np.uint8)[None]
 
 
 def check_mask_sizes(frame: pd.DataFrame) -> None:
-    """Refuse, naming both files and the row, a mask whose size is not its image's: it
-    would be stretched onto the image and mark the wrong pixels."""
+    """Refuse, naming the row, a mask that is not a readable image or whose size is not its
+    image's: it would be stretched onto the image and mark the wrong pixels."""
     for image, mask, where in zip(frame["path"], frame["mask"], frame["where"], strict=True):
-        if mask is None or (isinstance(mask, float) and pd.isna(mask)):
+        if not isinstance(mask, str):
             continue
-        with Image.open(image) as a, Image.open(mask) as b:
-            if a.size != b.size:
-                raise DataError(f"{where}: mask {Path(mask).name} is {b.size[0]}x{b.size[1]} "
-                                f"but image {Path(image).name} is {a.size[0]}x{a.size[1]}; "
-                                "a mask must have its image's size")
+        mask_size, image_size = _size(mask, where, "mask"), _size(image, where, "image")
+        if mask_size != image_size:
+            raise DataError(f"{where}: mask {Path(mask).name} is {mask_size[0]}x{mask_size[1]} "
+                            f"but image {Path(image).name} is {image_size[0]}x{image_size[1]}; "
+                            "a mask must have its image's size")
+
+
+def _size(path: str, where: str, what: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as opened:
+            return opened.size
+    except (OSError, ValueError) as err:
+        raise DataError(f"{where}: {what} {path} is not a readable image ({err})") from err
+
+
+def marks_nothing(array: np.ndarray) -> bool:
+    """Whether a preprocessed mask marks no pixel."""
+    return not bool(array.any())
 
 
 def has_masks(frame: pd.DataFrame | None) -> bool:

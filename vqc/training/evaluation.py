@@ -27,6 +27,7 @@ from vqc.training.task import (
     prepare_data,
     report_inspection,
     test_checkpoint,
+    without_mask_training,
 )
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ def _one_member(cfg: DictConfig, ckpt: str) -> str | None:
 
 def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[str, Any]:
     ckpt = str(cfg.ckpt_path)
+    without_mask_training(cfg)
     datamodule = prepare_data(cfg)
     module = build_module(cfg, datamodule)
     _check_checkpoint(ckpt, module, cfg)
@@ -110,6 +112,7 @@ def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         cfg.data.classes.open_set = spec.open_set
         cfg.data.preprocess = OmegaConf.merge(cfg.data.preprocess, spec.preprocess)
         cfg.data.mean, cfg.data.std = spec.mean, spec.std
+    without_mask_training(cfg)
     datamodule = prepare_data(cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate {path} "

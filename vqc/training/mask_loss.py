@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from vqc.data.dataset import MASK_UNKNOWN
+from vqc.data.masks import MASK_UNKNOWN
 from vqc.errors import ConfigError
 
 
@@ -29,14 +29,17 @@ def cell_targets(masks: Tensor, size: tuple[int, int]) -> tuple[Tensor, Tensor]:
 
 def balanced_bce(logits: Tensor, target: Tensor, known: Tensor) -> Tensor:
     """Binary cross entropy over the known cells, defect and clean cells weighted half each
-    (a small defect covers a cell or two of dozens); 0 when no cell is known."""
+    (a small defect covers a cell or two of dozens); 0 when no cell is known. Masked sums
+    only: nothing waits for the device."""
     losses = F.binary_cross_entropy_with_logits(logits.float(), target, reduction="none")
-    total = logits.sum() * 0.0  # keeps the graph when nothing is known
-    parts = [(known & (target > 0.5)), (known & (target <= 0.5))]
-    present = [part for part in parts if part.any()]
-    for part in present:
-        total = total + losses[part].mean() / len(present)
-    return total
+    defect = (known & (target > 0.5)).float()
+    clean = (known & (target <= 0.5)).float()
+    means, present = [], []
+    for part in (defect, clean):
+        count = part.sum()
+        means.append((losses * part).sum() / count.clamp_min(1.0))
+        present.append((count > 0).float())
+    return (means[0] + means[1]) / (present[0] + present[1]).clamp_min(1.0)
 
 
 class MaskSupervision(nn.Module):

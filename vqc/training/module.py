@@ -31,6 +31,16 @@ from vqc.training.limits import limited_rows
 log = logging.getLogger(__name__)
 
 
+#: State-dict prefix of the training-only mask head (``module.mask_weight``).
+MASK_HEAD_PREFIX = "mask_head."
+
+
+def without_mask_head(state: dict[str, Any]) -> dict[str, Any]:
+    """``state`` without the mask head's tensors: a run trained with pixel masks, tested or
+    evaluated by a module that has no use for them."""
+    return {k: v for k, v in state.items() if not k.startswith(MASK_HEAD_PREFIX)}
+
+
 @dataclass
 class EpochOutputs:
     """What a validation or test epoch leaves for callbacks (``RunFigures`` draws from it):
@@ -140,15 +150,20 @@ class ClassifierModule(L.LightningModule):
 
     # -- training -------------------------------------------------------------------------------
     def training_step(self, batch: tuple[Tensor, ...], batch_idx: int) -> Tensor | None:
-        images, target, *masks = batch
-        if self.mask_head is not None and masks:
-            logits, feature_map = self.model.logits_and_map(self._prepare(images))
-            mask_loss = self.mask_head(feature_map, masks[0])
+        images, target = batch[0], batch[1]
+        if self.mask_head is None:
+            loss = self.loss_fn(self(images), target)
+        else:
+            if len(batch) < 3:
+                raise RuntimeError("module.mask_weight > 0, but the training batch holds no "
+                                   "pixel masks (a data module built with masks=True gives "
+                                   "them)")
+            # The uncompiled network: torch.compile wraps forward() only.
+            logits, feature_map = self.network.logits_and_map(self._prepare(images))
+            mask_loss = self.mask_head(feature_map, batch[2])
             loss = self.loss_fn(logits, target) + mask_loss
             self.log("train/mask_loss", mask_loss.detach(), on_step=False, on_epoch=True,
                      batch_size=len(target))
-        else:
-            loss = self.loss_fn(self(images), target)
         if self.nan_policy == "skip":
             # Skipping needs the answer now: the host waits for the forward pass here.
             if not torch.isfinite(loss):
@@ -242,7 +257,13 @@ class ClassifierModule(L.LightningModule):
 
     def load_checkpoint_weights(self, path: str) -> None:
         """The weights of a checkpoint file (``state_dict`` only; nothing unpickled)."""
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["state_dict"])
+        state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+        self.load_state_dict(state if self.mask_head is not None else without_mask_head(state))
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """A checkpoint trained with pixel masks tests without them (``eval.py``)."""
+        if self.mask_head is None and isinstance(checkpoint.get("state_dict"), dict):
+            checkpoint["state_dict"] = without_mask_head(checkpoint["state_dict"])
 
     def on_test_epoch_start(self) -> None:
         self.fit_temperature(getattr(self.trainer, "datamodule", None))

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.data.build import build_datamodule
 from vqc.errors import ConfigError
@@ -36,7 +36,7 @@ from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.mask_loss import MaskSupervision
 from vqc.training.members import ensemble_size, join_members, train_member
-from vqc.training.module import ClassifierModule
+from vqc.training.module import MASK_HEAD_PREFIX, ClassifierModule, without_mask_head
 from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
@@ -77,6 +77,9 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
     mask_head = mask_supervision(cfg, model)
     if cfg.module.compile:
         model = torch.compile(model)
+        if mask_head is not None:
+            log.warning("module.compile: training steps with pixel masks (module.mask_weight) "
+                        "run the uncompiled network; validation and test run it compiled")
     return ClassifierModule(
         model=model, classes=classes, cost=cost, loss=loss,
         optimizer=instantiate(cfg.module.optimizer),
@@ -86,6 +89,15 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
         channels_last=bool(cfg.module.channels_last), nan_policy=cfg.module.nan_policy,
         mask_head=mask_head,
     )
+
+
+def without_mask_training(cfg: DictConfig) -> None:
+    """Testing needs no pixel masks: ``module.mask_weight`` and ``data.columns.mask`` off, so a
+    run trained with masks is evaluated on any set, with masks or without."""
+    with open_dict(cfg):
+        cfg.module.mask_weight = 0.0
+        if OmegaConf.select(cfg, "data.columns.mask") is not None:
+            cfg.data.columns.mask = None
 
 
 def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
@@ -141,6 +153,13 @@ def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig,
                           "checkpoints/last.ckpt (ckpt_path=last), or test these weights with "
                           "eval.py ckpt_path=...")
     ours = module.state_dict()
+    mask_trained = any(key.startswith(MASK_HEAD_PREFIX) for key in state)
+    if resume and mask_trained != (module.mask_head is not None):
+        raise ConfigError(f"ckpt_path={path}: trained {'with' if mask_trained else 'without'} "
+                          f"pixel masks, resumed {'without' if mask_trained else 'with'}: set "
+                          "module.mask_weight (and data.columns.mask) as the run had them")
+    if not resume:  # testing needs the network, not the training-only mask head
+        state = without_mask_head(state) if module.mask_head is None else state
     missing = sorted(set(ours) - set(state))
     unexpected = sorted(set(state) - set(ours))
     shapes = [f"{key} {tuple(getattr(state[key], 'shape', ()))} in the file, "
