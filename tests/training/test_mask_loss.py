@@ -1,12 +1,14 @@
 """Training with pixel masks: per-cell targets, the balanced loss, and a run that uses them."""
 
 import math
+import shutil
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import torch
 from hydra.core.global_hydra import GlobalHydra
-from omegaconf import open_dict
+from omegaconf import OmegaConf, open_dict
 
 from tests.training.conftest import fast_overrides, write_tiny_csv_set
 from vqc.config import compose
@@ -14,7 +16,7 @@ from vqc.data.masks import MASK_UNKNOWN
 from vqc.errors import ConfigError
 from vqc.models import build_model
 from vqc.training.mask_loss import MaskSupervision, balanced_bce, cell_targets
-from vqc.training.task import train
+from vqc.training.task import train, without_mask_training
 
 
 def test_cell_targets_mark_any_defect_pixel_and_any_unknown_pixel():
@@ -109,10 +111,36 @@ def test_a_run_learns_from_masks_and_checkpoints_the_mask_head(tmp_path):
     assert {"mask_head.conv.weight", "mask_head.conv.bias"} <= set(state)
 
 
+def test_a_folder_set_trains_from_its_masks_folder(tmp_path):
+    """Class folders converted from the tiny CSV set, masks in a tree mirroring them."""
+    csv_set = write_tiny_csv_set(tmp_path / "csv", masks=True)
+    root = tmp_path / "folders"
+    for row in pd.read_csv(csv_set / "labels.csv", keep_default_na=False).itertuples():
+        name = Path(row.image).name
+        (root / row.split / row.label).mkdir(parents=True, exist_ok=True)
+        shutil.copy(csv_set / row.image, root / row.split / row.label / name)
+        if row.mask:
+            (root / "masks" / row.split / row.label).mkdir(parents=True, exist_ok=True)
+            shutil.copy(csv_set / row.mask, root / "masks" / row.split / row.label / name)
+    overrides = [o if o != "data=csv" else "data=folders"
+                 for o in fast_overrides(root, tmp_path, "depth=2", "test=false",
+                                         "figures.enabled=false", "module.mask_weight=1",
+                                         f"data.masks_root={root / 'masks'}")]
+    GlobalHydra.instance().clear()
+    cfg = compose("train", overrides)
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(tmp_path / "run")
+    train(cfg)
+    metrics = pd.read_csv(next((tmp_path / "run").rglob("metrics.csv")))
+    assert (metrics["train/mask_loss"].dropna() > 0).all()
+    assert len(metrics["train/mask_loss"].dropna()) == 2
+
+
 def test_mask_training_without_masks_is_refused_naming_the_settings(tmp_path):
     data = write_tiny_csv_set(tmp_path / "set")
     with pytest.raises(ConfigError, match=r"module\.mask_weight > 0.*data\.columns\.mask="
-                                          r"COLUMN.*data\.columns\.mask=None"):
+                                          r"COLUMN.*data\.masks_root=FOLDER.*"
+                                          r"module\.mask_weight=0 \(data\.layout='csv'\)"):
         train(_cfg(data, tmp_path, "module.mask_weight=1"))
     table = pd.read_csv(data / "labels.csv").assign(mask="")  # a column, but empty
     table.to_csv(data / "labels.csv", index=False)
@@ -129,3 +157,15 @@ def test_a_mask_run_resumes_only_with_masks(tmp_path):
         train(_cfg(data, tmp_path, "trainer.max_epochs=2", "ckpt_path=last"))
     summary = train(_cfg(data, tmp_path, *masks, "trainer.max_epochs=2", "ckpt_path=last"))
     assert summary["epochs"] == 2
+
+
+def test_testing_turns_mask_training_off_for_either_layout(tmp_path):
+    for layout, masks in (("csv", "data.columns.mask=mask"), ("folders", "data.masks_root=/m")):
+        GlobalHydra.instance().clear()
+        overrides = [o if o != "data=csv" else f"data={layout}"
+                     for o in fast_overrides(tmp_path, tmp_path, "module.mask_weight=1", masks)]
+        cfg = compose("train", overrides)
+        without_mask_training(cfg)
+        assert cfg.module.mask_weight == 0.0
+        assert OmegaConf.select(cfg, "data.columns.mask") is None
+        assert OmegaConf.select(cfg, "data.masks_root") is None

@@ -77,17 +77,24 @@ def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], A
     return partial(ensure_generated, root, **generate)
 
 
+def names_masks(cfg: Mapping[str, Any]) -> bool:
+    """Whether the ``data`` config names pixel masks: a CSV's mask column or a masks folder."""
+    if cfg.get("layout") == "csv":
+        return bool((cfg.get("columns") or {}).get("mask"))
+    return cfg.get("layout") == "folders" and bool(cfg.get("masks_root"))
+
+
 def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,
                      seed: int = 0, masks: bool = False) -> VqcDataModule:
     """A ``VqcDataModule`` for the ``data`` config group (see ``conf/data/``); ``masks``:
     training batches carry pixel masks (``module.mask_weight`` > 0)."""
     augment = [instantiate(step) for step in (data.get("augment") or [])]
     cfg = _plain(data)
-    if masks and not (cfg.get("layout") == "csv" and (cfg.get("columns") or {}).get("mask")):
+    if masks and not names_masks(cfg):
         raise ConfigError("module.mask_weight > 0 trains with pixel masks, which a CSV's mask "
-                          "column gives: data=csv with data.columns.mask=COLUMN, or "
-                          f"module.mask_weight=0 (data.layout={cfg.get('layout')!r}, "
-                          f"data.columns.mask={(cfg.get('columns') or {}).get('mask')!r})")
+                          "column (data=csv data.columns.mask=COLUMN) or a folder of masks "
+                          "(data=folders data.masks_root=FOLDER) gives; or set "
+                          f"module.mask_weight=0 (data.layout={cfg.get('layout')!r})")
     source = build_data_source(cfg)
     classes_cfg = cfg.get("classes") or {}
     generate = cfg.get("generate")

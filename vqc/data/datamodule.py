@@ -159,7 +159,8 @@ class VqcDataModule(L.LightningDataModule):
         if not has_masks(train):
             raise ConfigError("module.mask_weight > 0 trains with pixel masks, but no training "
                               "image has one: name the CSV's mask column in data.columns.mask "
-                              "(layout csv), or set module.mask_weight=0")
+                              "(layout csv) or a folder of masks in data.masks_root (layout "
+                              "folders), or set module.mask_weight=0")
         check_mask_sizes(train)
         named = self._warm_masks(train)
         good = self.classes.good_code

@@ -65,17 +65,25 @@ def _images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
 
 
 def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None,
-                       notes: list[str] | None = None) -> pd.DataFrame:
+                       notes: list[str] | None = None,
+                       skip: str | os.PathLike[str] | None = None) -> pd.DataFrame:
     """``root/<class>/<image>``, or ``root/<split>/<class>/<image>`` where ``root`` holds split
     folders (``train``, ``val``, ``test``, any case; ``val`` rows validate). ``notes``
-    receives what a user should be told (files left out and why)."""
+    receives what a user should be told (files left out and why); ``skip``: a folder of
+    ``root`` or of a split folder that holds no class (the masks' folder)."""
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     extensions = image_extensions() if extensions is None else extensions
     notes = [] if notes is None else notes
     first = len(notes)  # a second call (test_root) logs only its own notes
-    subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not _hidden(p.name))
+    skipped = os.path.realpath(skip) if skip is not None else None
+
+    def folders_in(folder: Path) -> list[Path]:
+        return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name)
+                      and os.path.realpath(p) != skipped)
+
+    subdirs = folders_in(root)
     splits = [(SPLIT_FOLDERS[p.name.lower()], p) for p in subdirs
               if p.name.lower() in SPLIT_FOLDERS]
     if splits:
@@ -100,8 +108,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
             elif path.is_file():
                 other.append(path)
     for split, split_root in layout:
-        for class_dir in sorted(p for p in split_root.iterdir()
-                                if p.is_dir() and not _hidden(p.name)):
+        for class_dir in folders_in(split_root):
             for image in _images_under(class_dir, extensions, hidden, other):
                 rows.append({
                     "path": str(image.resolve()),

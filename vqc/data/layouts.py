@@ -25,6 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
+from vqc.data.folder_masks import attach_folder_masks
 from vqc.data.folders import read_class_folders
 from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
@@ -175,12 +176,15 @@ class CsvList:
 @dataclass
 class ClassFolders:
     """One folder per class under ``root`` (or ``root/<split>/<class>``), optionally a second
-    folder of class folders, ``test_root``, for testing."""
+    folder of class folders, ``test_root``, for testing, and a tree of pixel masks mirroring
+    ``root``'s, ``masks_root`` (``vqc.data.folder_masks``)."""
 
     root: str | None = None
     test_root: str | None = None
     train_split: str = "train"
     test_split: str = "test"
+    masks_root: str | None = None
+    mask_suffix: str = ""
     #: What reading the folders left out, for the run's summary (filled by ``tables``).
     notes: list[str] = field(default_factory=list, init=False)
 
@@ -190,7 +194,11 @@ class ClassFolders:
 
     def tables(self) -> Tables:
         self.notes = []
-        table = read_class_folders(_required(self.root, "root"), notes=self.notes)
+        table = read_class_folders(_required(self.root, "root"), notes=self.notes,
+                                   skip=self.masks_root)
+        if self.masks_root:
+            table = attach_folder_masks(table, self.masks_root, self.mask_suffix or "",
+                                        self.notes)
         if self.test_root:
             return table, read_class_folders(self.test_root, notes=self.notes)
         return _by_split(table, self.train_split, self.test_split, str(self.root))

@@ -92,12 +92,15 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
 
 
 def without_mask_training(cfg: DictConfig) -> None:
-    """Testing needs no pixel masks: ``module.mask_weight`` and ``data.columns.mask`` off, so a
-    run trained with masks is evaluated on any set, with masks or without."""
+    """Testing needs no pixel masks: ``module.mask_weight``, ``data.columns.mask`` and
+    ``data.masks_root`` off, so a run trained with masks is evaluated on any set, with masks or
+    without."""
     with open_dict(cfg):
         cfg.module.mask_weight = 0.0
         if OmegaConf.select(cfg, "data.columns.mask") is not None:
             cfg.data.columns.mask = None
+        if OmegaConf.select(cfg, "data.masks_root") is not None:
+            cfg.data.masks_root = None
 
 
 def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
@@ -157,7 +160,8 @@ def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig,
     if resume and mask_trained != (module.mask_head is not None):
         raise ConfigError(f"ckpt_path={path}: trained {'with' if mask_trained else 'without'} "
                           f"pixel masks, resumed {'without' if mask_trained else 'with'}: set "
-                          "module.mask_weight (and data.columns.mask) as the run had them")
+                          "module.mask_weight (and data.columns.mask or data.masks_root) as the "
+                          "run had them")
     if not resume:  # testing needs the network, not the training-only mask head
         state = without_mask_head(state) if module.mask_head is None else state
     missing = sorted(set(ours) - set(state))
