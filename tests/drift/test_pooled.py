@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from tests.drift.conftest import anomalous_images, normal_images
-from vqc.drift import PooledGaussian, StreamingMoments, forward_outputs, ledoit_wolf
+from vqc.drift import PooledGaussian, StreamingMoments, build_ensemble, forward_outputs, ledoit_wolf
+from vqc.drift.pooled import channel_statistics
 from vqc.errors import ConfigError
 
 
@@ -106,3 +107,41 @@ def test_pooled_detector_fit_on_good_and_calibration_budget(cnn) -> None:
         PooledGaussian(fit_on="per_lib")
     with pytest.raises(ConfigError, match="ForwardOutputs"):
         good.score(images)
+
+
+def test_channel_statistics_by_hand() -> None:
+    maps = torch.tensor([[[[1.0, 3.0], [1.0, 3.0]], [[2.0, 2.0], [2.0, 6.0]]]])  # (1, 2, 2, 2)
+    # channel 0: mean 2, spread 1; channel 1: mean 3, spread sqrt((3 * 1 + 9) / 4)
+    torch.testing.assert_close(channel_statistics(maps),
+                               torch.tensor([[2.0, 3.0, 1.0, 3.0 ** 0.5]]))
+
+
+def test_a_pooled_detector_on_a_layer_scores_its_channel_statistics(cnn) -> None:
+    g = torch.Generator().manual_seed(3)
+    detector = PooledGaussian(layer="block2", eps=1e-6)
+    assert detector.layers == ("block2",)
+    train = forward_outputs(cnn, normal_images(48, g), detector.layers)
+    detector.fit([(train, torch.zeros(48))])
+    features = channel_statistics(train.maps["block2"]).double()
+    assert features.shape == (48, 2 * train.maps["block2"].shape[1])
+    covariance, _ = ledoit_wolf(features)
+    covariance += 1e-6 * torch.eye(len(covariance), dtype=torch.float64)
+    probe = forward_outputs(cnn, anomalous_images(5, g), detector.layers)
+    delta = channel_statistics(probe.maps["block2"]).double() - features.mean(0)
+    expected = (delta * torch.linalg.solve(covariance, delta.t()).t()).sum(1).sqrt()
+    torch.testing.assert_close(detector.score(probe).double(), expected, rtol=1e-3, atol=1e-4)
+    # the embedding is not what it reads: another detector of the same images scores otherwise
+    embedding = PooledGaussian(eps=1e-6).fit([(train, torch.zeros(48))])
+    assert not torch.allclose(embedding.score(probe), detector.score(probe))
+    with pytest.raises(ConfigError, match=r"reads layer 'block2', which the forward pass did "
+                                          r"not give \(it gave \[\]\)"):
+        detector.score(forward_outputs(cnn, anomalous_images(2, g)))
+    with pytest.raises(ConfigError, match=r"drift layer must be a layer name or null"):
+        PooledGaussian(layer="")
+
+
+def test_an_ensemble_reads_the_layer_of_its_pooled_detector() -> None:
+    drift = build_ensemble({"stats": ("pooled", {"layer": "block1"}),
+                            "gate": ("pooled", {"fit_on": "good"})},
+                           target_rate=0.1, roles={"stats": "drift", "gate": "defect"})
+    assert drift.layers == ("block1",)

@@ -234,3 +234,32 @@ def test_an_ensemble_inspector_saves_loads_and_exports_alike(tmp_path):
     assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
     torch.testing.assert_close(OnnxInspector(path)(batch).probabilities, ours.probabilities,
                                rtol=1e-4, atol=1e-6)
+
+
+def test_a_pooled_detector_on_a_layer_saves_loads_and_exports_alike(tmp_path):
+    """Drift from a feature map's channel statistics (``layer``) beside a GOOD-only gate on the
+    embedding: the graph gives both detectors' scores and decides as PyTorch does."""
+    from tests.inspection.conftest import tiny_model_and_spec
+
+    model, spec = tiny_model_and_spec(31, temperature=1.2)
+    drift = build_ensemble({"stats": ("pooled", {"layer": "block1"}),
+                            "gate": ("pooled", {"fit_on": "good"})}, model, target_rate=0.1,
+                           roles={"stats": "drift", "gate": "defect"})
+    rng = np.random.default_rng(31)
+    images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(80)]))[:, None]
+    images = images.float() / 255
+    codes = torch.zeros(80, dtype=torch.long)
+    drift.fit([(forward_outputs(model, images[:50], drift.layers), codes[:50], None)])
+    drift.calibrate([(forward_outputs(model, images[50:], drift.layers), codes[50:], None)],
+                    good_code=0)
+    inspector = Inspector(model, spec, drift)
+    batch = inspector.normalise(_batch(4, 3, seed=31))
+    ours = inspector(batch)
+    assert ours.is_drift[4:].all() and not ours.is_drift[:4].any()
+    loaded = Inspector.load(inspector.save(tmp_path / "stats.safetensors"))
+    assert loaded.drift.detectors["stats"].config.layer == "block1"
+    assert torch.equal(loaded(batch).drift_score, ours.drift_score)
+    path = export_onnx(inspector, tmp_path / "stats.onnx")
+    report = check_parity(inspector, path, batch, None)
+    assert report["decisions_differ"] == 0 and report["drift_scores_max_rel"] < 1e-4
+    assert OnnxInspector(path).column_detectors == ["stats", "gate"]

@@ -174,3 +174,19 @@ def test_eval_of_an_own_data_checkpoint_fits_the_inspector_too(tmp_path, monkeyp
     assert evaluated["test"]["class_names"] == ["good", "scratch", "drift"]
     assert evaluated["inspection"] == summary["inspection"]
     assert Path(evaluated["inspector"]).is_file()
+
+
+def test_the_layer_of_a_pooled_drift_detector_is_checked_against_the_model():
+    """drift=stats_gate reads EfficientNet's stage2; another backbone is told its layers before
+    any data is read, and takes one of them."""
+    from vqc.drift.layers import check_drift_layers
+
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]"])
+    with pytest.raises(ConfigError, match=r"drift\.detectors\.pooled\.layer='stage2': not a "
+                                          r"layer of resnet18 \(timm\), which has \['layer1'"):
+        check_drift_layers(cfg)
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]",
+                            "drift.detectors.pooled.layer=layer1"])
+    assert check_drift_layers(cfg).warnings == []

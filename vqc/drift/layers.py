@@ -72,8 +72,9 @@ def _channels(model: Any, layers: tuple[str, ...], size: tuple[int, int]) -> lis
 
 
 def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -> LayerCheck:
-    """Check each PaDiM detector's layers against ``model`` (built from ``cfg.model`` when
-    ``None``); raises ``ConfigError`` naming the key, the value and the model's layers."""
+    """Check each PaDiM detector's layers, and the layer of each pooled detector that reads
+    one, against ``model`` (built from ``cfg.model`` when ``None``); raises ``ConfigError``
+    naming the key, the value and the model's layers."""
     drift = _plain(cfg.get("drift")) if cfg.get("drift") else None
     check = LayerCheck()
     if not drift or not drift.get("enabled", False):
@@ -82,6 +83,13 @@ def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -
     size = tuple(int(v) for v in _plain(cfg["data"])["preprocess"]["size"])
     for name, (kind, options) in settings.detectors.items():
         known = {f.name: f for f in fields(detector_class(kind).config_type)}
+        if "layer" in known and options.get("layer") is not None:
+            model = _model_from(cfg) if model is None else model
+            if options["layer"] not in model.feature_layers:
+                raise ConfigError(
+                    f"{_key(drift, name, 'layer')}={options['layer']!r}: not a layer of "
+                    f"{model.name}, which has {list(model.feature_layers)} (null: the pooled "
+                    "embedding)")
         if "layers" not in known:
             continue
         model = _model_from(cfg) if model is None else model

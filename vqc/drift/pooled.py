@@ -1,5 +1,12 @@
 """An image-level detector: Mahalanobis distance of the pooled backbone features
-(``Classifier.embed``) to one Gaussian of the training images.
+(``Classifier.embed``), or of the channel statistics of one feature map (``layer``), to one
+Gaussian of the training images.
+
+Why a layer: a fine-tuned network's own embedding of its training images is tighter than of
+any image it has not trained on (it has learnt them), most of all for its smallest classes, so
+a Gaussian of those embeddings calls new tiles of a rare class drift first. An early layer that
+the fine-tuning leaves frozen has no such bias, and the mean and spread of each of its channels
+describe an image's texture, which is what a foreign part or camera changes.
 
 The covariance is the Ledoit-Wolf shrinkage estimate (``(1 - s) S + s mu I``, ``S`` the
 maximum-likelihood covariance, ``mu = tr(S) / p``): with ``p`` features (512 for a resnet18,
@@ -115,18 +122,32 @@ def ledoit_wolf(features: Tensor) -> tuple[Tensor, float]:
     return moments.ledoit_wolf()
 
 
+def channel_statistics(maps: Tensor) -> Tensor:
+    """``(B, C, H, W)`` -> ``(B, 2C)``: each channel's mean over positions, then its standard
+    deviation (population), in float32."""
+    maps = maps.float()
+    mean = maps.mean(dim=(2, 3))
+    spread = (maps - mean[:, :, None, None]).square().mean(dim=(2, 3)).sqrt()
+    return torch.cat([mean, spread], dim=1)
+
+
 @dataclass(frozen=True)
 class PooledConfig:
     """``fit_on``: ``all`` known-class images or ``good`` only (``good_code``).
     ``shrinkage``: ``None`` for Ledoit-Wolf's, else a fixed value in [0, 1]. ``eps``: added to
-    the covariance diagonal before inversion."""
+    the covariance diagonal before inversion. ``layer``: ``None`` for the pooled embedding, else
+    a feature map of the classifier whose per-channel mean and standard deviation are the
+    features (``2 * channels`` values)."""
 
     fit_on: Literal["all", "good"] = "all"
     good_code: int = 0
     shrinkage: float | None = None
     eps: float = 1e-6
+    layer: str | None = None
 
     def __post_init__(self) -> None:
+        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
+            raise ConfigError(f"drift layer must be a layer name or null, got {self.layer!r}")
         if self.shrinkage is not None and not 0.0 <= self.shrinkage <= 1.0:
             raise ConfigError(f"drift.shrinkage must be in [0, 1] or null, got "
                               f"{self.shrinkage!r}")
@@ -156,7 +177,17 @@ class PooledGaussian(DriftDetector):
         self.register_buffer("count", torch.zeros((), dtype=torch.int64))
         self._moments = StreamingMoments()
 
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return () if self.config.layer is None else (self.config.layer,)
+
     def _pooled(self, outputs: ForwardOutputs) -> Tensor:
+        if self.config.layer is not None:
+            if self.config.layer not in outputs.maps:
+                raise ConfigError(f"the pooled drift detector reads layer "
+                                  f"{self.config.layer!r}, which the forward pass did not give "
+                                  f"(it gave {sorted(outputs.maps)})")
+            return channel_statistics(outputs.maps[self.config.layer].detach())
         if outputs.pooled is None:
             raise ConfigError("the pooled drift detector needs the pooled features of the "
                               "forward pass (ForwardOutputs.pooled)")
