@@ -107,3 +107,33 @@ def test_a_missing_masks_folder_or_one_inside_a_class_folder_is_refused(tmp_path
                                           r"images"):
         ClassFolders(root=str(tmp_path / "data"),
                      masks_root=str(tmp_path / "data/crack/masks")).tables()
+
+
+def test_one_mask_without_split_folders_for_two_images_of_the_same_name_is_refused(tmp_path):
+    _png(tmp_path / "data/train/crack/000.png")
+    _png(tmp_path / "data/test/crack/000.png")
+    _png(tmp_path / "masks/crack/000.png", 255)
+    with pytest.raises(DataError, match=r"train/crack/000\.png and .*test/crack/000\.png: both "
+                                        r"would take the mask crack/000\.png; give the masks "
+                                        r"folder the split folders"):
+        ClassFolders(root=str(tmp_path / "data"), masks_root=str(tmp_path / "masks")).tables()
+
+
+def test_with_read_masks_off_the_masks_folder_is_still_no_class(tmp_path):
+    """How eval.py tests a run trained with masks: the same data keys, no mask read."""
+    _png(tmp_path / "good/a.png")
+    _png(tmp_path / "crack/b.png")
+    _png(tmp_path / "masks/crack/b.png", 255)
+    train, _ = ClassFolders(root=str(tmp_path), masks_root=str(tmp_path / "masks"),
+                            read_masks=False).tables()
+    assert set(train["label"]) == {"good", "crack"}
+    assert train["mask"].isna().all()
+
+
+def test_a_symlink_back_up_the_masks_tree_is_walked_once(tmp_path):
+    _png(tmp_path / "data/crack/b.png")
+    _png(tmp_path / "masks/crack/b.png", 255)
+    (tmp_path / "masks/crack/loop").symlink_to(tmp_path / "masks", target_is_directory=True)
+    train, _ = ClassFolders(root=str(tmp_path / "data"),
+                            masks_root=str(tmp_path / "masks")).tables()
+    assert _masks_of(train) == {"b.png": "b.png"}

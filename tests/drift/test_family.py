@@ -224,3 +224,23 @@ def test_overlay_maps_come_from_the_detector_that_makes_them(cnn, fitted) -> Non
     assert pooled_only.layers == () and pooled_only.config.layers == ()
     blank = pooled_only.anomaly_map({}, ["Die01"] * 3, (32, 32))
     assert blank.shape == (3, 32, 32) and not blank.any()
+
+
+def test_a_layer_beside_detectors_is_refused_not_shared() -> None:
+    """A pooled detector's ``layer`` is its own: null reads the embedding, a choice too."""
+    with pytest.raises(ConfigError, match=r"drift\.layer='stage2' beside detectors: .* set "
+                                          r"drift\.detectors\.<name>\.layer, one of "
+                                          r"\['gate', 'stats'\]"):
+        drift_settings({"layer": "stage2", "detectors": {
+            "stats": {"type": "pooled"}, "gate": {"type": "pooled", "fit_on": "good",
+                                                  "role": "defect"}}})
+    settings = drift_settings({"layer": None, "detectors": {"stats": {"type": "pooled"}}})
+    assert settings.detectors["stats"][1]["layer"] is None
+
+
+def test_the_image_quality_detector_refuses_a_layer() -> None:
+    from vqc.drift.image_quality import ImageQuality
+
+    assert ImageQuality().layers == ()
+    with pytest.raises(ConfigError, match=r"reads the image, not a layer \(layer='block1'\)"):
+        ImageQuality(layer="block1")

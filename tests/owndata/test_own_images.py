@@ -188,5 +188,22 @@ def test_the_layer_of_a_pooled_drift_detector_is_checked_against_the_model():
         check_drift_layers(cfg)
     GlobalHydra.instance().clear()
     cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]",
-                            "drift.detectors.pooled.layer=layer1"])
+                            "drift.detectors.pooled.layer=layer1", "unfreeze=6"])
+    assert check_drift_layers(cfg).warnings == []  # 6 of 8 blocks trained: layer1 frozen
+
+
+def test_a_drift_layer_that_unfreeze_trains_is_warned_of_with_the_frozen_ones():
+    """experiment=magnetic_tile freezes Lite1's stages 0-2, so stage2 is as loaded; with Lite0
+    the same unfreeze=14 trains stage2, and the check says which layers stay frozen."""
+    from vqc.drift.layers import check_drift_layers
+
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["experiment=magnetic_tile", "data.preprocess.size=[32,32]"])
     assert check_drift_layers(cfg).warnings == []
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["experiment=magnetic_tile", "model=efficientnet_lite0",
+                            "data.preprocess.size=[32,32]"])
+    (warning,) = check_drift_layers(cfg).warnings
+    assert warning.startswith("drift.detectors.pooled.layer='stage2' is computed by blocks "
+                              "that unfreeze=14 trains")
+    assert warning.endswith("layers left frozen: ['stage0', 'stage1']")

@@ -168,4 +168,5 @@ def test_testing_turns_mask_training_off_for_either_layout(tmp_path):
         without_mask_training(cfg)
         assert cfg.module.mask_weight == 0.0
         assert OmegaConf.select(cfg, "data.columns.mask") is None
-        assert OmegaConf.select(cfg, "data.masks_root") is None
+        if layout == "folders":  # the folder stays out of the classes, its masks unread
+            assert cfg.data.masks_root == "/m" and cfg.data.read_masks is False

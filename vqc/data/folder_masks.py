@@ -30,7 +30,13 @@ def _mask_files(masks_root: Path) -> dict[Key, list[Path]]:
     """Mask files under ``masks_root`` by (folders..., name without extension)."""
     extensions = image_extensions()
     found: dict[Key, list[Path]] = defaultdict(list)
+    seen: set[str] = set()
     for current, dirs, files in os.walk(masks_root, followlinks=True):
+        real = os.path.realpath(current)
+        if real in seen:  # a symlink back up the tree
+            dirs[:] = []
+            continue
+        seen.add(real)
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         relative = Path(current).relative_to(masks_root).parts
         for name in sorted(files):
@@ -63,7 +69,7 @@ def attach_folder_masks(frame: pd.DataFrame, masks_root: str | os.PathLike[str],
     files = _mask_files(root)
     if not files:
         raise DataError(f"{root}: no mask images (data.masks_root)")
-    used: set[Key] = set()
+    claimed: dict[Key, str] = {}  # mask key -> the image that took it
     masks: list[str | None] = []
     for filename, split, where in zip(frame["filename"], frame["split"], frame["where"],
                                       strict=True):
@@ -74,16 +80,27 @@ def attach_folder_masks(frame: pd.DataFrame, masks_root: str | os.PathLike[str],
             shown = ", ".join(str(p.relative_to(root)) for p in paths)
             raise DataError(f"{where}: {len(paths)} mask files could be this image's: {shown}; "
                             "keep one")
-        used.update(keys)
+        for key in keys:
+            if key in claimed:
+                raise DataError(
+                    f"{where} and {claimed[key]}: both would take the mask "
+                    f"{files[key][0].relative_to(root)}; give the masks folder the split "
+                    "folders of the images (masks_root/train/<class>/...), or the images "
+                    "names of their own")
+            claimed[key] = str(where)
         masks.append(str(paths[0].resolve()) if paths else None)
+    used = set(claimed)
     unused = sorted(str(p.relative_to(root)) for k, ps in files.items() if k not in used
                     for p in ps)
     if not used:
-        example = PurePath(str(frame["filename"].iloc[0]))
+        first = frame.iloc[0]
+        forms = " or ".join(f"{PurePath(*key)}.<ext>" for key in
+                            _candidates(str(first["filename"]), isinstance(first["split"], str),
+                                        suffix))
         raise DataError(
             f"{root}: none of its {len(unused)} mask file(s) belongs to an image: the mask of "
-            f"{example} would be {example.parent / (example.stem + suffix)}.<ext> under it "
-            f"(data.mask_suffix={suffix!r}); found e.g. {', '.join(unused[:SHOWN])}")
+            f"{first['filename']} would be {forms} under it (data.mask_suffix={suffix!r}); "
+            f"found e.g. {', '.join(unused[:SHOWN])}")
     if unused:
         note = (f"{root}: {len(unused)} mask file(s) belong to no image and are not read: "
                 f"{', '.join(unused[:SHOWN])}{' ...' if len(unused) > SHOWN else ''}")

@@ -185,6 +185,8 @@ class ClassFolders:
     test_split: str = "test"
     masks_root: str | None = None
     mask_suffix: str = ""
+    #: False: the masks folder is still no class, but no mask is read (testing a mask run).
+    read_masks: bool = True
     #: What reading the folders left out, for the run's summary (filled by ``tables``).
     notes: list[str] = field(default_factory=list, init=False)
 
@@ -196,7 +198,7 @@ class ClassFolders:
         self.notes = []
         table = read_class_folders(_required(self.root, "root"), notes=self.notes,
                                    skip=self.masks_root)
-        if self.masks_root:
+        if self.masks_root and self.read_masks:
             table = attach_folder_masks(table, self.masks_root, self.mask_suffix or "",
                                         self.notes)
         if self.test_root:

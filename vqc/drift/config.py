@@ -64,6 +64,10 @@ def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, 
 
     from vqc.drift.registry import detector_class
 
+    if shared.get("layer") is not None:
+        raise ConfigError(f"drift.layer={shared['layer']!r} beside detectors: a pooled "
+                          "detector's layer is its own (null reads the pooled embedding); set "
+                          f"drift.detectors.<name>.layer, one of {sorted(detectors)}")
     used: set[str] = set()
     for kind, options in detectors.values():
         known = {f.name for f in fields(detector_class(kind).config_type)}

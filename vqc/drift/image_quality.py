@@ -12,6 +12,8 @@ images, calibrated on validation like every detector.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -61,7 +63,18 @@ def image_statistics(images: Tensor) -> Tensor:
 @register("image_quality")
 class ImageQuality(PooledGaussian):
     """Mahalanobis distance of :func:`image_statistics` to a Ledoit-Wolf Gaussian of the
-    training images (the options and buffers of :class:`~vqc.drift.pooled.PooledGaussian`)."""
+    training images (the options and buffers of :class:`~vqc.drift.pooled.PooledGaussian`,
+    but ``layer``: it reads the image)."""
+
+    def __init__(self, config: Any = None, threshold: Any = None, **options: object) -> None:
+        super().__init__(config, threshold, **options)
+        if self.config.layer is not None:
+            raise ConfigError(f"the image_quality drift detector reads the image, not a layer "
+                              f"(layer={self.config.layer!r}): leave its layer null")
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return ()
 
     def _pooled(self, outputs: ForwardOutputs) -> Tensor:
         if outputs.images is None:

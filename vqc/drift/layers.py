@@ -56,6 +56,21 @@ def _model_from(cfg: Any) -> Any:
                        pretrained=False, weights=None)
 
 
+def _frozen_layers(model: Any, size: tuple[int, int]) -> list[str]:
+    """The feature layers no trainable weight computes (``unfreeze`` leaves them as loaded)."""
+    was_training = model.training
+    model.eval()
+    try:
+        parameter = next(model.parameters())
+        blank = torch.zeros(1, model.in_channels, *size, device=parameter.device,
+                            dtype=parameter.dtype)
+        with torch.enable_grad():
+            maps = model.feature_maps(blank, model.feature_layers)
+    finally:
+        model.train(was_training)
+    return [name for name in model.feature_layers if not maps[name].requires_grad]
+
+
 @torch.no_grad()
 def _channels(model: Any, layers: tuple[str, ...], size: tuple[int, int]) -> list[int]:
     """Channels of each layer's map, from one forward pass of a blank image."""
@@ -85,11 +100,18 @@ def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -
         known = {f.name: f for f in fields(detector_class(kind).config_type)}
         if "layer" in known and options.get("layer") is not None:
             model = _model_from(cfg) if model is None else model
-            if options["layer"] not in model.feature_layers:
+            key, layer = _key(drift, name, "layer"), options["layer"]
+            if layer not in model.feature_layers:
                 raise ConfigError(
-                    f"{_key(drift, name, 'layer')}={options['layer']!r}: not a layer of "
-                    f"{model.name}, which has {list(model.feature_layers)} (null: the pooled "
-                    "embedding)")
+                    f"{key}={layer!r}: not a layer of {model.name}, which has "
+                    f"{list(model.feature_layers)} (null: the pooled embedding)")
+            frozen = _frozen_layers(model, size)  # type: ignore[arg-type]
+            if layer not in frozen:
+                check.warnings.append(
+                    f"{key}={layer!r} is computed by blocks that unfreeze={model.unfrozen} "
+                    "trains: the network learns its training images there, and drift calls "
+                    "new images of its rarest classes first; layers left frozen: "
+                    f"{frozen or 'none'}")
         if "layers" not in known:
             continue
         model = _model_from(cfg) if model is None else model

@@ -92,15 +92,15 @@ def build_module(cfg: DictConfig, datamodule: Any) -> ClassifierModule:
 
 
 def without_mask_training(cfg: DictConfig) -> None:
-    """Testing needs no pixel masks: ``module.mask_weight``, ``data.columns.mask`` and
-    ``data.masks_root`` off, so a run trained with masks is evaluated on any set, with masks or
-    without."""
+    """Testing needs no pixel masks: ``module.mask_weight`` and ``data.columns.mask`` off and
+    ``data.read_masks`` false, so a run trained with masks is evaluated on any set, with masks
+    or without."""
     with open_dict(cfg):
         cfg.module.mask_weight = 0.0
         if OmegaConf.select(cfg, "data.columns.mask") is not None:
             cfg.data.columns.mask = None
         if OmegaConf.select(cfg, "data.masks_root") is not None:
-            cfg.data.masks_root = None
+            cfg.data.read_masks = False  # its folder is still no class
 
 
 def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
