@@ -51,6 +51,8 @@ class InspectorCase:
     pooled_only: bool = False
     #: Networks answering as one (``ensemble=N``).
     members: int = 1
+    #: The pooled drift detector reads this layer's channel statistics (``drift=stats_gate``).
+    stats_layer: str | None = None
 
 
 CASES = (
@@ -61,9 +63,9 @@ CASES = (
     InspectorCase("EfficientNet-Lite0, PaDiM + pooled + quality + gate (the demo's)",
                   {"name": "efficientnet_lite0", "pretrained": False},
                   ("stage1", "stage2", "stage4"), pooled_and_gate=True),
-    InspectorCase("EfficientNet-Lite1, pooled + gate (as experiment=magnetic_tile)",
+    InspectorCase("EfficientNet-Lite1, stage2 statistics + gate (as experiment=magnetic_tile)",
                   {"name": "efficientnet_lite1", "pretrained": False}, (),
-                  pooled_and_gate=True, pooled_only=True),
+                  pooled_and_gate=True, pooled_only=True, stats_layer="stage2"),
     InspectorCase("EfficientNet-Lite0 x2 (ensemble=2), pooled + gate",
                   {"name": "efficientnet_lite0", "pretrained": False}, (),
                   pooled_and_gate=True, pooled_only=True, members=2),
@@ -90,7 +92,8 @@ def build_inspector(case: InspectorCase, size: tuple[int, int] = STRIP, fit_imag
                                      "n_features": case.n_features, "pool": 4}),
                  "quality": ("image_quality", {})}
         drift = build_ensemble(
-            {**({} if case.pooled_only else padim), "pooled": ("pooled", {}),
+            {**({} if case.pooled_only else padim),
+             "pooled": ("pooled", {"layer": case.stats_layer}),
              "good_gate": ("pooled", {"fit_on": "good"})},
             classifier, roles={"good_gate": "defect"})
         batches = [(forward_outputs(classifier, images[i:i + BATCH], drift.layers),
