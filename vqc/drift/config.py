@@ -22,7 +22,7 @@ from vqc.drift.threshold import DEFAULT_TARGET_RATE
 from vqc.errors import ConfigError
 
 #: Keys of the whole decision, not of a detector.
-DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds", "gate_rate")
+DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds", "gate_rate", "cross_fit")
 DEFAULT_TYPE = "padim"
 ROLES = ("drift", "defect")
 #: Default share of validation GOOD images a defect gate may flag.
@@ -39,6 +39,9 @@ class DriftSettings:
     per_lib_thresholds: bool = False
     roles: dict[str, str] | None = None
     gate_rate: float = DEFAULT_GATE_RATE
+    #: 0: drift detectors fitted on training images, calibrated on validation; K >= 2: fitted
+    #: on both, calibrated on their out-of-fold scores (``vqc.inspection.cross_fit``).
+    cross_fit: int = 0
 
 
 def _role(name: str, options: dict[str, Any]) -> str:
@@ -109,9 +112,15 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     gate_rate = float(decision.get("gate_rate", DEFAULT_GATE_RATE))
     if not 0.0 < gate_rate < 1.0:
         raise ConfigError(f"drift.gate_rate must be in (0, 1), got {gate_rate!r}")
+    cross_fit = decision.get("cross_fit") or 0
+    if isinstance(cross_fit, bool) or not isinstance(cross_fit, int) or cross_fit < 0 \
+            or cross_fit == 1:
+        raise ConfigError(f"drift.cross_fit={cross_fit!r}: 0 (calibrate on validation) or a "
+                          "number of folds >= 2")
     roles = {name: _role(name, options) for name, (_, options) in detectors.items()}
     if all(role == "defect" for role in roles.values()):
         raise ConfigError("drift: every detector has role defect; at least one must detect "
                           "drift (role: drift), or use drift=none")
     return DriftSettings(detectors, bool(decision.get("enabled", True)), rate,
-                         bool(decision.get("per_lib_thresholds", False)), roles, gate_rate)
+                         bool(decision.get("per_lib_thresholds", False)), roles, gate_rate,
+                         cross_fit)

@@ -217,9 +217,17 @@ class DriftEnsemble(nn.Module):
         own threshold and scale, then the combined score's threshold (images of ``drift_code``
         count as drift examples); each defect detector's threshold on the images of
         ``good_code`` at :attr:`gate_rate`."""
+        scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
+        return self.calibrate_scores(scores, all_codes, lib_list, target_rate, per_lib, method,
+                                     drift_code, good_code)
+
+    def calibrate_scores(self, scores: Tensor, all_codes: Tensor, lib_list: list[str] | None,
+                         target_rate: float | None = None, per_lib: bool = False,
+                         method: Method = "auto", drift_code: int | None = None,
+                         good_code: int | None = None) -> DriftThreshold:
+        """:meth:`calibrate` on raw scores ``(N, D)`` already computed (out of fold, say)."""
         rate = self.target_rate if target_rate is None else float(target_rate)
         self.target_rate = rate
-        scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
         is_drift = None if drift_code is None else all_codes == drift_code
         for d, (name, detector) in enumerate(self.detectors.items()):
             if self.roles[name] == "drift":

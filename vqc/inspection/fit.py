@@ -13,6 +13,7 @@ from vqc.data.datamodule import VqcDataModule
 from vqc.data.dataset import frame_batches
 from vqc.drift import ForwardOutputs, build_ensemble, drift_settings, forward_outputs
 from vqc.errors import ConfigError
+from vqc.inspection.cross_fit import check_cross_fit, cross_fit_drift
 from vqc.inspection.inspector import Inspector, InspectorSpec
 from vqc.models import Classifier
 from vqc.progress import batch_rows, phase
@@ -47,6 +48,8 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
             raise ConfigError("drift.enabled needs an open-set class (data.classes.open_set); "
                               "use drift=none for data sets without one")
         settings = drift_settings(drift_cfg, classes.good_code)
+        if settings.cross_fit:
+            check_cross_fit(settings)  # before any fitting
         drift = build_ensemble(settings.detectors, classifier, settings.target_rate,
                                settings.roles, settings.gate_rate)
         transform = datamodule.eval_transform
@@ -66,4 +69,16 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
         log.info("drift threshold %.4g (%s; detectors: %s; defect gate: %s)",
                  threshold.threshold, threshold.method, ", ".join(drift.drift_names),
                  ", ".join(drift.gate_names) or "none")
+        if settings.cross_fit:
+            labelled = pd.concat([train_frame, val_frame], ignore_index=True)
+
+            def batches_of(rows: torch.Tensor) -> Iterator[tuple[ForwardOutputs, Any, Any]]:
+                return forward_batches(classifier, frame_batches(
+                    labelled.iloc[rows.tolist()], datamodule.cache, transform, batch_size),
+                    drift.layers)
+
+            with phase(f"drift cross-fit ({settings.cross_fit} folds)",
+                       (settings.cross_fit + 1) * len(labelled)):
+                cross_fit_drift(drift, settings, classifier, len(labelled), batches_of,
+                                classes.good_code)
     return Inspector(classifier, spec, drift)

@@ -1,0 +1,84 @@
+"""Drift calibrated by cross-fitting on training and validation images together."""
+
+import pytest
+import torch
+
+from tests.drift.conftest import anomalous_images, normal_images
+from vqc.drift import PooledGaussian, build_ensemble, drift_settings, forward_outputs
+from vqc.drift.threshold import calibrate_threshold
+from vqc.errors import ConfigError
+from vqc.inspection.cross_fit import check_cross_fit, cross_fit_drift, fold_of
+
+DETECTORS = {"stats": {"type": "pooled", "layer": "block1"},
+             "gate": {"type": "pooled", "fit_on": "good", "role": "defect"}}
+
+
+def test_folds_are_random_balanced_and_repeatable():
+    fold = fold_of(10, 3, seed=1)
+    assert sorted(torch.bincount(fold).tolist()) == [3, 3, 4]
+    assert torch.equal(fold, fold_of(10, 3, seed=1))
+    assert not torch.equal(fold, fold_of(10, 3, seed=2))
+
+
+def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn):
+    settings = drift_settings({"cross_fit": 3, "target_rate": 0.1, "detectors": DETECTORS},
+                              good_code=0)
+    g = torch.Generator().manual_seed(5)
+    images = normal_images(60, g)
+    codes = torch.tensor([0, 1] * 30)
+    ensemble = build_ensemble(settings.detectors, cnn, 0.1, settings.roles)
+    train = [(forward_outputs(cnn, images[:40], ensemble.layers), codes[:40], None)]
+    val = [(forward_outputs(cnn, images[40:], ensemble.layers), codes[40:], None)]
+    ensemble.fit(train)
+    ensemble.calibrate(val, good_code=0)
+    gate_limit = ensemble.detectors["gate"].threshold.threshold
+
+    def batches(rows):
+        return [(forward_outputs(cnn, images[rows], ["block1"]), codes[rows], None)]
+
+    cross_fit_drift(ensemble, settings, cnn, 60, batches, good_code=0)
+    assert int(ensemble.detectors["stats"].count) == 60  # refitted on all 60
+    assert int(ensemble.detectors["gate"].count) == 20  # the 20 GOOD of training, as before
+    assert ensemble.detectors["gate"].threshold.threshold == gate_limit
+    # by hand: each fold scored by a detector fitted on the two others
+    fold = fold_of(60, 3)
+    outputs = forward_outputs(cnn, images, ["block1"])
+    out_of_fold = torch.empty(60)
+    for k in range(3):
+        held = fold == k
+        alone = PooledGaussian(layer="block1").fit([(outputs.rows(~held), codes[~held])])
+        out_of_fold[held] = alone.score(outputs.rows(held))
+    expected = calibrate_threshold(out_of_fold, 0.1)
+    assert ensemble.threshold.threshold == pytest.approx(expected, rel=1e-5)
+    far = forward_outputs(cnn, anomalous_images(4, g), ["block1"])
+    assert ensemble.combination().decide(ensemble.raw_scores(far), None)[3].all()
+
+
+def test_a_drift_detector_on_the_embedding_is_not_cross_fitted():
+    for bad in ({"cross_fit": 5, "type": "pooled"},
+                {"cross_fit": 5, "detectors": {"pooled": {"type": "pooled"}}}):
+        with pytest.raises(ConfigError, match=r"drift\.cross_fit=5: drift\.detectors\.pooled "
+                                              r"reads the pooled embedding"):
+            check_cross_fit(drift_settings(bad))
+    check_cross_fit(drift_settings({"cross_fit": 5, "detectors": DETECTORS}))  # gate: allowed
+    for value in (1, -2, 2.5, True):
+        with pytest.raises(ConfigError, match=r"drift\.cross_fit=.*: 0 \(calibrate on "
+                                              r"validation\) or a number of folds >= 2"):
+            drift_settings({"cross_fit": value, "type": "pooled"})
+
+
+def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path):
+    from tests.training.conftest import fast_overrides, write_tiny_csv_set
+    from tests.training.test_train import _cfg
+    from vqc.inspection.inspector import Inspector
+    from vqc.training.task import train
+
+    data = write_tiny_csv_set(tmp_path / "set", per_class=12)
+    overrides = [o for o in fast_overrides(data, tmp_path, "depth=2", "drift=stats_gate",
+                                           "drift.detectors.pooled.layer=block1",
+                                           "drift.cross_fit=2", "figures.enabled=false")
+                 if not o.startswith("drift.n_features")]  # PaDiM's, not in stats_gate
+    summary = train(_cfg(overrides, tmp_path / "run"))
+    drift = Inspector.load(summary["inspector"]).drift
+    assert int(drift.detectors["pooled"].count) == 36  # every labelled image: train and val
+    assert int(drift.detectors["good_gate"].count) < 12  # GOOD of the training split only
