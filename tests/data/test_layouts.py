@@ -63,7 +63,7 @@ def test_an_unknown_layout_is_refused_listing_the_known_ones(tmp_path):
 def test_a_key_of_another_layout_is_refused_by_name():
     with pytest.raises(ConfigError, match=r"unknown key\(s\) \['train_csv'\] for layout "
                                           r"'folders'; its keys: \['mask_suffix', "
-                                          r"'masks_root', 'root', 'test_root'"):
+                                          r"'masks_root', 'read_masks', 'root', 'test_root'"):
         build_source("folders", {"root": "/parts", "train_csv": "/parts/y.csv"})
 
 
