@@ -36,7 +36,10 @@ def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn):
     def batches(rows):
         return [(forward_outputs(cnn, images[rows], ["block1"]), codes[rows], None)]
 
-    cross_fit_drift(ensemble, settings, cnn, 60, batches, good_code=0)
+    fits = []
+    cross_fit_drift(ensemble, settings, cnn, 60, batches, good_code=0,
+                    progress=lambda: fits.append(1))
+    assert len(fits) == 4  # 3 folds and the final fit
     assert int(ensemble.detectors["stats"].count) == 60  # refitted on all 60
     assert int(ensemble.detectors["gate"].count) == 20  # the 20 GOOD of training, as before
     assert ensemble.detectors["gate"].threshold.threshold == gate_limit

@@ -59,10 +59,11 @@ def fold_of(count: int, folds: int, seed: int = 0) -> torch.Tensor:
 
 def cross_fit_drift(ensemble: DriftEnsemble, settings: DriftSettings, classifier: Any,
                     count: int, batches: Batches, good_code: int | None = None,
-                    seed: int = 0) -> DriftEnsemble:
+                    seed: int = 0, progress: Callable[[], None] | None = None) -> DriftEnsemble:
     """Replace ``ensemble``'s drift detectors (fitted and calibrated as usual) by ones fitted
     on all ``count`` labelled images and calibrated on their out-of-fold scores; its defect
-    gates stay. Returns ``ensemble``."""
+    gates stay. ``progress`` is called after each of the ``K + 1`` fits. Returns
+    ``ensemble``."""
     check_cross_fit(settings)
     roles = settings.roles or {}
     entries = {n: e for n, e in settings.detectors.items() if roles.get(n, "drift") == "drift"}
@@ -84,7 +85,11 @@ def cross_fit_drift(ensemble: DriftEnsemble, settings: DriftSettings, classifier
         with_libs = with_libs and part_libs is not None
         for i, lib in zip(held_out.tolist(), part_libs or [], strict=False):
             libs[i] = lib
+        if progress is not None:
+            progress()
     final = build().fit(batches(torch.arange(count)))
+    if progress is not None:
+        progress()
     threshold = final.calibrate_scores(scores, codes, libs if with_libs else None,  # type: ignore[arg-type]
                                        settings.target_rate, settings.per_lib_thresholds,
                                        good_code=good_code)

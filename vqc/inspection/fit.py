@@ -77,8 +77,8 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
                     labelled.iloc[rows.tolist()], datamodule.cache, transform, batch_size),
                     drift.layers)
 
-            with phase(f"drift cross-fit ({settings.cross_fit} folds)",
-                       (settings.cross_fit + 1) * len(labelled)):
+            with phase(f"drift cross-fit ({len(labelled)} images, {settings.cross_fit} folds)",
+                       settings.cross_fit + 1, unit="fits") as step:
                 cross_fit_drift(drift, settings, classifier, len(labelled), batches_of,
-                                classes.good_code)
+                                classes.good_code, progress=step.advance)
     return Inspector(classifier, spec, drift)
