@@ -18,7 +18,7 @@ from pathlib import Path, PurePath
 
 import pandas as pd
 
-from vqc.data.folders import SHOWN, image_extensions
+from vqc.data.folders import SHOWN, image_extensions, images_under
 from vqc.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -28,21 +28,9 @@ Key = tuple[str, ...]
 
 def _mask_files(masks_root: Path) -> dict[Key, list[Path]]:
     """Mask files under ``masks_root`` by (folders..., name without extension)."""
-    extensions = image_extensions()
     found: dict[Key, list[Path]] = defaultdict(list)
-    seen: set[str] = set()
-    for current, dirs, files in os.walk(masks_root, followlinks=True):
-        real = os.path.realpath(current)
-        if real in seen:  # a symlink back up the tree
-            dirs[:] = []
-            continue
-        seen.add(real)
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        relative = Path(current).relative_to(masks_root).parts
-        for name in sorted(files):
-            path = Path(current) / name
-            if not name.startswith(".") and path.suffix.lower() in extensions:
-                found[(*relative, path.stem)].append(path)
+    for path in images_under(masks_root, image_extensions(), hidden=[], other=[]):
+        found[(*path.parent.relative_to(masks_root).parts, path.stem)].append(path)
     return found
 
 

@@ -41,7 +41,7 @@ def _hidden(name: str) -> bool:
     return name.startswith(".")  # also macOS AppleDouble files, "._name"
 
 
-def _images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
+def images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
                   other: list[Path]) -> list[Path]:
     """Images under ``folder``, symlinks followed, each real folder visited once."""
     found, seen = [], set()
@@ -109,7 +109,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
                 other.append(path)
     for split, split_root in layout:
         for class_dir in folders_in(split_root):
-            for image in _images_under(class_dir, extensions, hidden, other):
+            for image in images_under(class_dir, extensions, hidden, other):
                 rows.append({
                     "path": str(image.resolve()),
                     "filename": str(image.relative_to(root)),

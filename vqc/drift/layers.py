@@ -13,7 +13,7 @@ none is given); ``cap_n_features(cfg, check)`` writes the caps into it.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -56,33 +56,30 @@ def _model_from(cfg: Any) -> Any:
                        pretrained=False, weights=None)
 
 
-def _frozen_layers(model: Any, size: tuple[int, int]) -> list[str]:
-    """The feature layers no trainable weight computes (``unfreeze`` leaves them as loaded)."""
+def _blank_maps(model: Any, layers: Sequence[str], size: tuple[int, int]) -> dict[str, Any]:
+    """The maps of ``layers`` for one blank image, the model in eval mode meanwhile."""
     was_training = model.training
     model.eval()
     try:
         parameter = next(model.parameters())
         blank = torch.zeros(1, model.in_channels, *size, device=parameter.device,
                             dtype=parameter.dtype)
-        with torch.enable_grad():
-            maps = model.feature_maps(blank, model.feature_layers)
+        return model.feature_maps(blank, layers)
     finally:
         model.train(was_training)
+
+
+def _frozen_layers(model: Any, size: tuple[int, int]) -> list[str]:
+    """The feature layers no trainable weight computes (``unfreeze`` leaves them as loaded)."""
+    with torch.enable_grad():
+        maps = _blank_maps(model, model.feature_layers, size)
     return [name for name in model.feature_layers if not maps[name].requires_grad]
 
 
 @torch.no_grad()
 def _channels(model: Any, layers: tuple[str, ...], size: tuple[int, int]) -> list[int]:
     """Channels of each layer's map, from one forward pass of a blank image."""
-    was_training = model.training
-    model.eval()
-    try:
-        parameter = next(model.parameters())
-        blank = torch.zeros(1, model.in_channels, *size, device=parameter.device,
-                            dtype=parameter.dtype)
-        maps = model.feature_maps(blank, layers)
-    finally:
-        model.train(was_training)
+    maps = _blank_maps(model, layers, size)
     return [int(maps[name].shape[1]) for name in layers]
 
 
