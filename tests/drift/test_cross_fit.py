@@ -7,7 +7,7 @@ from tests.drift.conftest import anomalous_images, normal_images
 from vqc.drift import PooledGaussian, build_ensemble, drift_settings, forward_outputs
 from vqc.drift.threshold import calibrate_threshold
 from vqc.errors import ConfigError
-from vqc.inspection.cross_fit import check_cross_fit, cross_fit_drift, fold_of
+from vqc.inspection.cross_fit import cross_fit_drift, fold_of
 
 DETECTORS = {"stats": {"type": "pooled", "layer": "block1"},
              "gate": {"type": "pooled", "fit_on": "good", "role": "defect"}}
@@ -62,8 +62,8 @@ def test_a_drift_detector_on_the_embedding_is_not_cross_fitted():
                 {"cross_fit": 5, "detectors": {"pooled": {"type": "pooled"}}}):
         with pytest.raises(ConfigError, match=r"drift\.cross_fit=5: drift\.detectors\.pooled "
                                               r"reads the pooled embedding"):
-            check_cross_fit(drift_settings(bad))
-    check_cross_fit(drift_settings({"cross_fit": 5, "detectors": DETECTORS}))  # gate: allowed
+            drift_settings(bad)
+    drift_settings({"cross_fit": 5, "detectors": DETECTORS})  # the gate's embedding: allowed
     for value in (1, -2, 2.5, True):
         with pytest.raises(ConfigError, match=r"drift\.cross_fit=.*: 0 \(calibrate on "
                                               r"validation\) or a number of folds >= 2"):
@@ -85,3 +85,18 @@ def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path):
     drift = Inspector.load(summary["inspector"]).drift
     assert int(drift.detectors["pooled"].count) == 36  # every labelled image: train and val
     assert int(drift.detectors["good_gate"].count) < 12  # GOOD of the training split only
+
+
+def test_cross_fitting_the_embedding_is_refused_when_the_run_starts():
+    """Before any data is read (the start-up layer check parses the drift settings)."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    from vqc.config import compose
+    from vqc.drift.layers import check_drift_layers
+
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["experiment=magnetic_tile", "drift=pooled_gate",
+                            "+drift.cross_fit=5", "data.preprocess.size=[32,32]"])
+    with pytest.raises(ConfigError, match=r"drift\.cross_fit=5: drift\.detectors\.pooled reads "
+                                          r"the pooled embedding"):
+        check_drift_layers(cfg)

@@ -85,6 +85,20 @@ def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, 
                           f"them ({', '.join(kind for kind, _ in detectors.values())})")
 
 
+def _check_cross_fit(folds: int, detectors: Mapping[str, tuple[str, dict[str, Any]]],
+                     roles: Mapping[str, str]) -> None:
+    """Refuse cross-fitting a drift detector that reads the pooled embedding: the training
+    learns it, so its scores of training images are not those of new ones
+    (``vqc.inspection.cross_fit``)."""
+    for name, (kind, options) in detectors.items():
+        if roles[name] == "drift" and kind == "pooled" and options.get("layer") is None:
+            raise ConfigError(
+                f"drift.cross_fit={folds}: drift.detectors.{name} reads the pooled "
+                "embedding, which the training learns, so its scores of training images are not "
+                "those of new ones; give it a frozen layer (drift=stats_gate) or set "
+                "drift.cross_fit=0")
+
+
 def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> DriftSettings:
     """Parse the ``drift`` group; ``good_code``: the data set's GOOD class (the detectors'
     ``good_code`` unless they set one)."""
@@ -118,6 +132,8 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
         raise ConfigError(f"drift.cross_fit={cross_fit!r}: 0 (calibrate on validation) or a "
                           "number of folds >= 2")
     roles = {name: _role(name, options) for name, (_, options) in detectors.items()}
+    if cross_fit:
+        _check_cross_fit(cross_fit, detectors, roles)
     if all(role == "defect" for role in roles.values()):
         raise ConfigError("drift: every detector has role defect; at least one must detect "
                           "drift (role: drift), or use drift=none")

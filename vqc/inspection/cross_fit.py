@@ -12,9 +12,9 @@ kept are fitted on every labelled image.
 This is valid only where the detectors read features the training has not learnt: a
 fine-tuned network's own embedding of its training images is tighter than of any image it has
 not seen, so their scores would not be those of new images. Drift detectors on the pooled
-embedding are therefore refused; detectors on a frozen layer (``drift=stats_gate``) are what it
-is for. Defect gates are left as they are (fitted on training GOOD, calibrated on validation
-GOOD): the gate reads the embedding.
+embedding are therefore refused (``drift_settings``, before any training); detectors on a
+frozen layer (``drift=stats_gate``) are what it is for. Defect gates are left as they are
+(fitted on training GOOD, calibrated on validation GOOD): the gate reads the embedding.
 """
 
 from __future__ import annotations
@@ -28,25 +28,11 @@ import torch
 from vqc.drift import DriftEnsemble, build_ensemble
 from vqc.drift.base import score_loader
 from vqc.drift.config import DriftSettings
-from vqc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
 #: ``indices`` of the labelled images -> their ``(ForwardOutputs, codes, libs)`` batches.
 Batches = Callable[[torch.Tensor], Iterable[Sequence[Any]]]
-
-
-def check_cross_fit(settings: DriftSettings) -> None:
-    """Refuse cross-fitting a drift detector that reads the fine-tuned embedding."""
-    for name, (kind, options) in settings.detectors.items():
-        if settings.roles and settings.roles.get(name) == "defect":
-            continue
-        if kind == "pooled" and options.get("layer") is None:
-            raise ConfigError(
-                f"drift.cross_fit={settings.cross_fit}: drift.detectors.{name} reads the pooled "
-                "embedding, which the training learns, so its scores of training images are not "
-                "those of new ones; give it a frozen layer (drift=stats_gate) or set "
-                "drift.cross_fit=0")
 
 
 def fold_of(count: int, folds: int, seed: int = 0) -> torch.Tensor:
@@ -64,7 +50,6 @@ def cross_fit_drift(ensemble: DriftEnsemble, settings: DriftSettings, classifier
     on all ``count`` labelled images and calibrated on their out-of-fold scores; its defect
     gates stay. ``progress`` is called after each of the ``K + 1`` fits. Returns
     ``ensemble``."""
-    check_cross_fit(settings)
     roles = settings.roles or {}
     entries = {n: e for n, e in settings.detectors.items() if roles.get(n, "drift") == "drift"}
 

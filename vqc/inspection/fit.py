@@ -13,7 +13,7 @@ from vqc.data.datamodule import VqcDataModule
 from vqc.data.dataset import frame_batches
 from vqc.drift import ForwardOutputs, build_ensemble, drift_settings, forward_outputs
 from vqc.errors import ConfigError
-from vqc.inspection.cross_fit import check_cross_fit, cross_fit_drift
+from vqc.inspection.cross_fit import cross_fit_drift
 from vqc.inspection.inspector import Inspector, InspectorSpec
 from vqc.models import Classifier
 from vqc.progress import batch_rows, phase
@@ -48,8 +48,6 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
             raise ConfigError("drift.enabled needs an open-set class (data.classes.open_set); "
                               "use drift=none for data sets without one")
         settings = drift_settings(drift_cfg, classes.good_code)
-        if settings.cross_fit:
-            check_cross_fit(settings)  # before any fitting
         drift = build_ensemble(settings.detectors, classifier, settings.target_rate,
                                settings.roles, settings.gate_rate)
         transform = datamodule.eval_transform
