@@ -24,6 +24,17 @@ def _batch(n_normal: int, n_drift: int, n_bright: int = 0, seed: int = 7) -> tor
     return torch.from_numpy(np.stack(arrays))[:, None]
 
 
+def _fit_and_calibrate(drift, model, fit: int, calibrate: int, seed: int) -> None:
+    """Fit ``drift`` on ``fit`` normal GOOD strips and calibrate it on ``calibrate`` more."""
+    rng = np.random.default_rng(seed)
+    images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(fit + calibrate)]))
+    images = images[:, None].float() / 255
+    codes = torch.zeros(fit + calibrate, dtype=torch.long)
+    drift.fit([(forward_outputs(model, images[:fit], drift.layers), codes[:fit], None)])
+    drift.calibrate([(forward_outputs(model, images[fit:], drift.layers), codes[fit:], None)],
+                    good_code=0)
+
+
 def test_graph_has_a_dynamic_batch_and_the_spec_in_its_metadata(inspector, exported):
     model = onnx.load(str(exported))
     onnx.checker.check_model(model)
@@ -213,13 +224,7 @@ def test_an_ensemble_inspector_saves_loads_and_exports_alike(tmp_path):
     ensemble = EnsembleClassifier([first, second]).eval()
     spec = replace(spec, model={**spec.model, "members": 2})
     drift = build_ensemble({"pooled": ("pooled", {})}, ensemble, target_rate=0.1)
-    rng = np.random.default_rng(21)
-    images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(60)]))[:, None]
-    images = images.float() / 255
-    codes = torch.zeros(60, dtype=torch.long)
-    drift.fit([(forward_outputs(ensemble, images[:40], drift.layers), codes[:40], None)])
-    drift.calibrate([(forward_outputs(ensemble, images[40:], drift.layers), codes[40:], None)],
-                    good_code=0)
+    _fit_and_calibrate(drift, ensemble, fit=40, calibrate=20, seed=21)
     inspector = Inspector(ensemble, spec, drift)
     loaded = Inspector.load(inspector.save(tmp_path / "ensemble.safetensors"))
     assert member_count(loaded.classifier) == 2
@@ -245,13 +250,7 @@ def test_a_pooled_detector_on_a_layer_saves_loads_and_exports_alike(tmp_path):
     drift = build_ensemble({"stats": ("pooled", {"layer": "block1"}),
                             "gate": ("pooled", {"fit_on": "good"})}, model, target_rate=0.1,
                            roles={"stats": "drift", "gate": "defect"})
-    rng = np.random.default_rng(31)
-    images = torch.from_numpy(np.stack([normal_image(rng) for _ in range(80)]))[:, None]
-    images = images.float() / 255
-    codes = torch.zeros(80, dtype=torch.long)
-    drift.fit([(forward_outputs(model, images[:50], drift.layers), codes[:50], None)])
-    drift.calibrate([(forward_outputs(model, images[50:], drift.layers), codes[50:], None)],
-                    good_code=0)
+    _fit_and_calibrate(drift, model, fit=50, calibrate=30, seed=31)
     inspector = Inspector(model, spec, drift)
     batch = inspector.normalise(_batch(4, 3, seed=31))
     ours = inspector(batch)
