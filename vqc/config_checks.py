@@ -175,7 +175,8 @@ def _batches(key: str) -> Rule:
 
 
 TOP = [
-    _count("seed"), Rule("unfreeze", "int", -1), Rule("dropout", "number", 0, 1, open_high=True),
+    _count("seed"), Rule("unfreeze", "int", -1, nullable=True),
+    Rule("dropout", "number", 0, 1, open_high=True),
     Rule("depth", "int", 1, 8), Rule("lr", "number", 0, open_low=True), Rule("ensemble", "int", 1),
     Rule("ckpt_path", "str", nullable=True), _flag("test"), _flag("fit_inspector"),
     Rule("keep_last_checkpoint", "bool", nullable=True),
@@ -190,7 +191,8 @@ DATA = [
     _flag("data.balanced"), _count("data.batch_size", 1), _count("data.num_workers"),
     _flag("data.pin_memory"), _count("data.cache_workers", 1, nullable=True),
     Rule("data.on_bad_image", "choice", choices=("error", "skip")),
-    Rule("data.preprocess.size", "ints", 1, length=2),
+    Rule("data.preprocess.size", "ints", 1, length=2, also=("auto",)),
+    _count("data.preprocess.auto_side", 16, nullable=True),
     Rule("data.preprocess.mode", "choice", choices=("L", "RGB")),
     _count("data.preprocess.max_pixels", 1),
     Rule("data.preprocess.resize", "choice", choices=("stretch", "letterbox")),
@@ -200,7 +202,8 @@ DATA = [
 MODEL = [
     Rule("model.name", "str"), _flag("model.pretrained"), Rule("model.weights", "str",
                                                                   nullable=True),
-    Rule("model.unfreeze", "int", -1), Rule("model.dropout", "number", 0, 1, open_high=True),
+    Rule("model.unfreeze", "int", -1, nullable=True),
+    Rule("model.dropout", "number", 0, 1, open_high=True),
     Rule("model.depth", "int", 1, 8), _count("model.width", 1),
 ]
 MODULE = [
@@ -208,7 +211,7 @@ MODULE = [
          choices=("cross_entropy", "weighted_cross_entropy", "cost_matrix")),
     Rule("module.label_smoothing", "number", 0, 1, open_high=True),
     Rule("module.escape_weight", "number", 0),
-    Rule("module.mask_weight", "number", 0),
+    Rule("module.mask_weight", "number", 0, also=("auto",)),
     Rule("module.decision", "choice", choices=("argmax", "bayes")),
     Rule("module.collapse_share", "number", 0, 1, open_low=True),
     Rule("module.nan_policy", "choice", choices=("stop", "skip")),
@@ -220,8 +223,8 @@ MODULE = [
     Rule("module.scheduler.min_factor", "number", 0, 1),
 ]
 TRAINER = [
-    Rule("trainer.max_epochs", "int", -1, nullable=True), _count("trainer.min_epochs",
-                                                                 nullable=True),
+    Rule("trainer.max_epochs", "int", -1, nullable=True, also=("auto",)),
+    _count("trainer.min_epochs", nullable=True),
     Rule("trainer.max_steps", "int", -1), Rule("trainer.max_time", "str", nullable=True),
     _count("trainer.log_every_n_steps", 1), Rule("trainer.num_sanity_val_steps", "int", -1),
     Rule("trainer.gradient_clip_val", "number", 0, nullable=True),

@@ -100,3 +100,32 @@ def test_cross_fitting_the_embedding_is_refused_when_the_run_starts():
     with pytest.raises(ConfigError, match=r"drift\.cross_fit=5: drift\.detectors\.pooled reads "
                                           r"the pooled embedding"):
         check_drift_layers(cfg)
+
+
+def test_the_store_serves_any_rows_as_a_fresh_forward_pass_would(cnn):
+    from vqc.inspection.cross_fit import OutputStore
+
+    g = torch.Generator().manual_seed(2)
+    images, codes = normal_images(10, g), torch.arange(10)
+    libs = [f"lib{i % 3}" for i in range(10)]
+    batches = [(forward_outputs(cnn, images[s:s + 4], ["block1"]), codes[s:s + 4],
+                libs[s:s + 4]) for s in (0, 4, 8)]
+    store = OutputStore.collect(batches, 10, batch_size=3)
+    rows = torch.tensor([9, 0, 4, 5, 7])
+    served = list(store.batches(rows))
+    assert [len(b[0]) for b in served] == [3, 2]  # batch_size at a time
+    direct = forward_outputs(cnn, images[rows], ["block1"])
+    joined = torch.cat([b[0].maps["block1"] for b in served])
+    assert torch.allclose(joined, direct.maps["block1"], atol=1e-5)
+    assert torch.allclose(torch.cat([b[0].pooled for b in served]), direct.pooled, atol=1e-5)
+    assert torch.equal(torch.cat([b[1] for b in served]), rows)
+    assert [lib for b in served for lib in b[2]] == [libs[i] for i in rows.tolist()]
+
+
+def test_outputs_over_the_memory_budget_are_not_kept(cnn):
+    from vqc.inspection.cross_fit import OutputStore
+
+    images = normal_images(4, torch.Generator().manual_seed(0))
+    batches = [(forward_outputs(cnn, images, ["block1"]), torch.zeros(4), None)]
+    assert OutputStore.collect(batches, 4, 2, max_bytes=100) is None
+    assert OutputStore.collect(batches, 4, 2) is not None

@@ -144,7 +144,8 @@ def test_hydra_overrides_reach_each_detector() -> None:
     assert both.detectors["padim"][1]["n_features"] == 7
     assert both.detectors["pooled"] == ("pooled", {"fit_on": "good", "shrinkage": None,
                                                    "eps": 1e-6, "good_code": 0})
-    old = settings("drift.layers=[block1,block2]", "drift.n_features=9", "drift.fit_on=good")
+    old = settings("drift=padim", "drift.layers=[block1,block2]", "drift.n_features=9",
+                   "drift.fit_on=good")
     assert old.detectors["padim"][0] == "padim"
     assert old.detectors["padim"][1]["layers"] == ["block1", "block2"]
     assert old.detectors["padim"][1]["fit_on"] == "good"

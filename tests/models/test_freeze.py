@@ -118,3 +118,18 @@ def test_cnn_unfreeze_counts_conv_blocks() -> None:
     }
     with pytest.raises(ConfigError, match="5 conv blocks"):
         model.unfreeze(6)
+
+
+def test_unfreeze_null_is_the_models_own_choice():
+    """``unfreeze: null``: EfficientNet-Lite with ImageNet weights trains its last 14 blocks
+    (the early stages stay ImageNet's), without weights and from-scratch models train all."""
+    from vqc.models import build_model
+    from vqc.models.efficientnet import FINE_TUNE_UNFREEZE
+
+    pretrained = build_model("efficientnet_lite0", num_classes=3, unfreeze=None)
+    assert pretrained.unfrozen == FINE_TUNE_UNFREEZE == 14
+    assert not any(p.requires_grad for p in pretrained.backbone.net.conv_stem.parameters())
+    blank = build_model("efficientnet_lite0", num_classes=3, pretrained=False, unfreeze=None)
+    assert blank.unfrozen == -1
+    assert build_model("cnn", num_classes=3, depth=2, unfreeze=None).unfrozen == -1
+    assert build_model("efficientnet_lite0", num_classes=3, unfreeze=3).unfrozen == 3

@@ -182,7 +182,8 @@ def test_the_layer_of_a_pooled_drift_detector_is_checked_against_the_model():
     from vqc.drift.layers import check_drift_layers
 
     GlobalHydra.instance().clear()
-    cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]"])
+    cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]",
+                            "drift.detectors.pooled.layer=stage2"])
     with pytest.raises(ConfigError, match=r"drift\.detectors\.pooled\.layer='stage2': not a "
                                           r"layer of resnet18 \(timm\), which has \['layer1'"):
         check_drift_layers(cfg)
@@ -202,7 +203,7 @@ def test_a_drift_layer_that_unfreeze_trains_is_warned_of_with_the_frozen_ones():
     assert check_drift_layers(cfg).warnings == []
     GlobalHydra.instance().clear()
     cfg = compose("train", ["experiment=magnetic_tile", "model=efficientnet_lite0",
-                            "data.preprocess.size=[32,32]"])
+                            "data.preprocess.size=[32,32]", "drift.detectors.pooled.layer=stage2"])
     (warning,) = check_drift_layers(cfg).warnings
     assert warning.startswith("drift.detectors.pooled.layer='stage2' is computed by blocks "
                               "that unfreeze=14 trains")

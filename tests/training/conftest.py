@@ -49,10 +49,20 @@ def tiny_csv_set(tmp_path: Path) -> Path:
     return write_tiny_csv_set(tmp_path / "set")
 
 
+#: What the fast runs train unless they say otherwise: the from-scratch CNN with PaDiM, the
+#: classic recipe (the default recipe fine-tunes a pretrained network: tests/training/
+#: test_default_recipe.py).
+CLASSIC = {"model": "cnn", "module": "default", "drift": "padim", "unfreeze": "-1", "dropout": "0",
+           "trainer.max_time": "null"}
+
+
 def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
     model = next((e.split("=", 1)[1] for e in extra if e.startswith("model=")), "cnn")
     narrow = ["model.width=8"] if model in ("cnn", "basic_cnn") else []
+    given = {e.split("=", 1)[0].lstrip("+~") for e in extra}
+    classic = [f"{key}={value}" for key, value in CLASSIC.items() if key not in given]
     return [
+        *classic,
         "data=csv", f"data.root={data_root}", "data.preprocess.size=[32,32]",
         "data.num_workers=0", "data.cache_workers=1", "data.batch_size=8",
         f"paths.data_dir={tmp / 'data'}", f"paths.output_dir={tmp / 'out'}",

@@ -184,7 +184,7 @@ def test_local_config_is_optional_and_git_ignored(tmp_path):
 def test_max_time_is_a_plain_override():
     cfg = compose_train("train", ["trainer.max_time=00:01:00:00"])
     assert cfg.trainer.max_time == "00:01:00:00"
-    assert compose_train("train").trainer.max_time is None
+    assert compose_train("train", ["trainer.max_time=null"]).trainer.max_time is None
 
 
 def test_fast_overrides_still_pass(tmp_path):

@@ -140,7 +140,7 @@ def test_the_offline_run_holds_the_whole_review(tiny_csv_set, tmp_path, offline_
 
 def test_tags_come_from_the_config_and_experiments():
     GlobalHydra.instance().clear()
-    assert list(compose("train", []).logger.wandb.tags) == ["cnn"]
+    assert list(compose("train", []).logger.wandb.tags) == ["efficientnet_lite1"]
     GlobalHydra.instance().clear()
     assert list(compose("train", ["experiment=origin_cnn5"]).logger.wandb.tags) == [
         "origin_cnn5", "cnn"]

@@ -44,10 +44,13 @@ def build_classes(cfg: Mapping[str, Any]) -> ClassSet | None:
 
 
 def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
-    known = {"size", "mode", "max_pixels", "rotate_crop", "resize"}
+    known = {"size", "mode", "max_pixels", "rotate_crop", "resize", "auto_side"}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"data.preprocess: unknown key(s) {unknown}; known: {sorted(known)}")
+    if cfg["size"] == "auto":
+        raise ConfigError("data.preprocess.size=auto is chosen when a run starts "
+                          "(vqc.training.recipe.resolve_data_choices); give [height, width] here")
     return Preprocessor(size=tuple(cfg["size"]), mode=cfg.get("mode", "L"),
                         rotate_crop=cfg.get("rotate_crop") or {},
                         max_pixels=int(cfg.get("max_pixels", 50_000_000)),

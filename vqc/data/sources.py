@@ -101,6 +101,8 @@ def read_generic_csv(csv: str | os.PathLike[str], root: str | os.PathLike[str] |
     required = [names["image"]] + ([names["label"]] if require_label else [])
     required += [names[k] for k in ("split", "group", "lib") if names[k]]
     raw = read_csv(csv, required=required, dtype=str, keep_default_na=False)
+    if names["mask"] == "auto":  # data.columns.mask: auto, where no run resolved it
+        names["mask"] = "mask" if "mask" in raw.columns else None
     if names["mask"] and names["mask"] not in raw.columns:
         raise DataError(f"{csv}: no column {names['mask']!r} of pixel masks "
                         f"(data.columns.mask); found {list(raw.columns)}. A set without masks: "

@@ -1,5 +1,6 @@
 """Drift feature layers checked against the model before any training.
 
+A pooled detector's ``layer: auto`` becomes the deepest layer ``unfreeze`` leaves frozen.
 A PaDiM detector reads named feature maps of the classifier (``drift.layers``; null: the model
 family's own default, ``layer1..3`` of a ResNet, every block of a CNN, ``stage1, stage2,
 stage4`` of an EfficientNet) and keeps ``n_features`` of their channels. Layers the model does
@@ -24,13 +25,25 @@ from vqc.drift.config import drift_settings
 from vqc.drift.registry import detector_class
 from vqc.errors import ConfigError
 
+#: A pooled detector's ``layer: auto``: the deepest feature layer ``unfreeze`` leaves frozen.
+AUTO_LAYER = "auto"
+
 
 @dataclass
 class LayerCheck:
-    """``caps``: config key -> the ``n_features`` the layers allow; ``warnings``: why."""
+    """``caps``: config key -> the ``n_features`` the layers allow; ``settings``: config key
+    -> the layer ``auto`` chose; ``warnings``: why."""
 
     caps: dict[str, int] = field(default_factory=dict)
+    settings: dict[str, str] = field(default_factory=dict)
+    why: dict[str, str] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+
+
+def _auto_layer(model: Any, frozen: Sequence[str]) -> str:
+    """The deepest frozen feature layer: ImageNet's features, which score training images as
+    they score new ones; with none frozen, the first layer (the check then warns)."""
+    return frozen[-1] if frozen else model.feature_layers[0]
 
 
 def _plain(cfg: Any) -> Any:
@@ -49,11 +62,14 @@ def _model_from(cfg: Any) -> Any:
     from vqc.models import build_model
 
     model = dict(_plain(cfg["model"]))
-    for key in ("pretrained", "weights"):
-        model.pop(key, None)
+    pretrained, weights = model.pop("pretrained", False), model.pop("weights", None)
+    loads = bool(pretrained) or weights is not None
     mode = _plain(cfg["data"]).get("preprocess", {}).get("mode", "L")
-    return build_model(**model, num_classes=2, in_channels=1 if mode == "L" else 3,
-                       pretrained=False, weights=None)
+    built = build_model(**model, num_classes=2, in_channels=1 if mode == "L" else 3,
+                        pretrained=False, weights=None)
+    if loads and model.get("unfreeze") is None:  # what unfreeze: null means once loaded
+        built.unfreeze(built.fine_tune_unfreeze)
+    return built
 
 
 def _blank_maps(model: Any, layers: Sequence[str], size: tuple[int, int]) -> dict[str, Any]:
@@ -92,12 +108,18 @@ def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -
     if not drift or not drift.get("enabled", False):
         return check
     settings = drift_settings(drift)
-    size = tuple(int(v) for v in _plain(cfg["data"])["preprocess"]["size"])
+    size = _plain(cfg["data"])["preprocess"]["size"]
+    size = (64, 64) if size == "auto" else tuple(int(v) for v in size)  # any size names layers
     for name, (kind, options) in settings.detectors.items():
         known = {f.name: f for f in fields(detector_class(kind).config_type)}
         if "layer" in known and options.get("layer") is not None:
             model = _model_from(cfg) if model is None else model
             key, layer = _key(drift, name, "layer"), options["layer"]
+            if layer == AUTO_LAYER:
+                frozen = _frozen_layers(model, size)  # type: ignore[arg-type]
+                layer = check.settings[key] = _auto_layer(model, frozen)
+                check.why[key] = (f"the deepest layer unfreeze={model.unfrozen} leaves frozen"
+                                  if frozen else "no layer is left frozen: the first")
             if layer not in model.feature_layers:
                 raise ConfigError(
                     f"{key}={layer!r}: not a layer of {model.name}, which has "
@@ -138,8 +160,8 @@ def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -
 
 
 def cap_n_features(cfg: DictConfig, check: LayerCheck) -> None:
-    """Write ``check``'s capped ``n_features`` into ``cfg`` (what the inspector is fitted
-    with, and what the run's loggers record)."""
+    """Write ``check``'s capped ``n_features`` and chosen layers into ``cfg`` (what the
+    inspector is fitted with, and what the run's loggers record)."""
     with open_dict(cfg):
-        for key, value in check.caps.items():
+        for key, value in {**check.caps, **check.settings}.items():
             OmegaConf.update(cfg, key, value, force_add=True)

@@ -20,12 +20,12 @@ frozen layer (``drift=stats_gate``) are what it is for. Defect gates are left as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import torch
 
-from vqc.drift import DriftEnsemble, build_ensemble
+from vqc.drift import DriftEnsemble, ForwardOutputs, build_ensemble
 from vqc.drift.base import score_loader
 from vqc.drift.config import DriftSettings
 
@@ -33,6 +33,72 @@ log = logging.getLogger(__name__)
 
 #: ``indices`` of the labelled images -> their ``(ForwardOutputs, codes, libs)`` batches.
 Batches = Callable[[torch.Tensor], Iterable[Sequence[Any]]]
+
+
+#: Memory the labelled images' forward outputs may take to be kept for the ``K + 1`` fits
+#: (and the usual fit and calibration) instead of recomputed for each.
+STORE_BYTES = 2 * 2**30
+
+
+def _tensors(outputs: ForwardOutputs) -> list[torch.Tensor]:
+    return [t for t in (outputs.pooled, outputs.logits, outputs.images, *outputs.maps.values())
+            if t is not None]
+
+
+def _take(outputs: ForwardOutputs, rows: torch.Tensor) -> ForwardOutputs:
+    def pick(t: torch.Tensor | None) -> torch.Tensor | None:
+        return None if t is None else t.index_select(0, rows)
+
+    return ForwardOutputs({name: m.index_select(0, rows) for name, m in outputs.maps.items()},
+                          pick(outputs.pooled), pick(outputs.logits), outputs.image_size,
+                          pick(outputs.images))
+
+
+def _join(parts: list[ForwardOutputs]) -> ForwardOutputs:
+    def cat(ts: list[torch.Tensor | None]) -> torch.Tensor | None:
+        return None if ts[0] is None else torch.cat(ts)  # type: ignore[arg-type]
+
+    first = parts[0]
+    return ForwardOutputs({name: torch.cat([p.maps[name] for p in parts]) for name in first.maps},
+                          cat([p.pooled for p in parts]), cat([p.logits for p in parts]),
+                          first.image_size, cat([p.images for p in parts]))
+
+
+class OutputStore:
+    """The forward outputs of every labelled image, computed once and served again as batches
+    of any rows: the cross-fit's ``K + 1`` fits then cost one forward pass, not ``K + 2``."""
+
+    def __init__(self, outputs: ForwardOutputs, codes: torch.Tensor, libs: list[Any],
+                 batch_size: int) -> None:
+        self.outputs, self.codes, self.libs = outputs, codes, libs
+        self.batch_size = batch_size
+
+    @classmethod
+    def collect(cls, batches: Iterable[Sequence[Any]], count: int, batch_size: int,
+                max_bytes: int = STORE_BYTES) -> OutputStore | None:
+        """Keep every batch's outputs on the CPU; None (after one batch) when ``count`` images'
+        would take more than ``max_bytes``."""
+        parts, codes, libs = [], [], []
+        for outputs, batch_codes, batch_libs in batches:
+            outputs = outputs.detached()
+            outputs = _take(outputs, torch.arange(len(outputs)))  # CPU copies, not views
+            if not parts:
+                per_image = sum(t.element_size() * t[0].numel() for t in _tensors(outputs))
+                if per_image * count > max_bytes:
+                    log.info("cross-fit: %d images' outputs would take %.1f GiB: recomputed "
+                             "for each fit instead", count, per_image * count / 2**30)
+                    return None
+            parts.append(outputs)
+            codes.append(torch.as_tensor(batch_codes).reshape(-1))
+            libs.extend(batch_libs if batch_libs is not None else [None] * len(outputs))
+        return cls(_join(parts), torch.cat(codes), libs, batch_size)
+
+    def batches(self, rows: torch.Tensor) -> Iterator[tuple[ForwardOutputs, torch.Tensor, list]]:
+        """``(outputs, codes, libs)`` of ``rows``, ``batch_size`` at a time."""
+        for start in range(0, len(rows), self.batch_size):
+            part = rows[start:start + self.batch_size]
+            yield (_take(self.outputs, part), self.codes.index_select(0, part),
+                   [self.libs[i] for i in part.tolist()])
 
 
 def fold_of(count: int, folds: int, seed: int = 0) -> torch.Tensor:

@@ -13,7 +13,7 @@ from vqc.data.datamodule import VqcDataModule
 from vqc.data.dataset import frame_batches
 from vqc.drift import ForwardOutputs, build_ensemble, drift_settings, forward_outputs
 from vqc.errors import ConfigError
-from vqc.inspection.cross_fit import cross_fit_drift
+from vqc.inspection.cross_fit import OutputStore, cross_fit_drift
 from vqc.inspection.inspector import Inspector, InspectorSpec
 from vqc.models import Classifier
 from vqc.progress import batch_rows, phase
@@ -50,31 +50,32 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
         settings = drift_settings(drift_cfg, classes.good_code)
         drift = build_ensemble(settings.detectors, classifier, settings.target_rate,
                                settings.roles, settings.gate_rate)
-        transform = datamodule.eval_transform
-        with phase("drift fit", len(train_frame)) as step:
-            drift.fit(forward_batches(classifier, step.track(frame_batches(
-                train_frame, datamodule.cache, transform, batch_size), batch_rows),
-                drift.layers))
         if val_frame is None or len(val_frame) == 0:
             raise ConfigError("drift calibration needs a validation set (data.val_fraction > 0)")
+        labelled = pd.concat([train_frame, val_frame], ignore_index=True)
+
+        def batches_of(rows: torch.Tensor) -> Iterator[tuple[ForwardOutputs, Any, Any]]:
+            return forward_batches(classifier, frame_batches(
+                labelled.iloc[rows.tolist()], datamodule.cache, datamodule.eval_transform,
+                batch_size), drift.layers)
+
+        if settings.cross_fit:  # the K + 2 fits read one forward pass, kept in memory
+            with phase("drift features", len(labelled)) as step:
+                store = OutputStore.collect(step.track(batches_of(torch.arange(len(labelled))),
+                                                       batch_rows), len(labelled), batch_size)
+            batches_of = store.batches if store is not None else batches_of
+        train_rows = torch.arange(len(train_frame))
+        with phase("drift fit", len(train_frame)) as step:
+            drift.fit(step.track(batches_of(train_rows), batch_rows))
         with phase("drift calibration", len(val_frame)) as step:
             threshold = drift.calibrate(
-                forward_batches(classifier, step.track(frame_batches(
-                    val_frame, datamodule.cache, transform, batch_size), batch_rows),
-                    drift.layers),
+                step.track(batches_of(torch.arange(len(train_frame), len(labelled))), batch_rows),
                 target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds,
                 good_code=classes.good_code)
         log.info("drift threshold %.4g (%s; detectors: %s; defect gate: %s)",
                  threshold.threshold, threshold.method, ", ".join(drift.drift_names),
                  ", ".join(drift.gate_names) or "none")
         if settings.cross_fit:
-            labelled = pd.concat([train_frame, val_frame], ignore_index=True)
-
-            def batches_of(rows: torch.Tensor) -> Iterator[tuple[ForwardOutputs, Any, Any]]:
-                return forward_batches(classifier, frame_batches(
-                    labelled.iloc[rows.tolist()], datamodule.cache, transform, batch_size),
-                    drift.layers)
-
             with phase(f"drift cross-fit ({len(labelled)} images, {settings.cross_fit} folds)",
                        settings.cross_fit + 1, unit="fits") as step:
                 cross_fit_drift(drift, settings, classifier, len(labelled), batches_of,

@@ -156,7 +156,7 @@ def build_resnet(
     source: str = "timm",
     pretrained: bool = False,
     weights: str | None = None,
-    unfreeze: int = -1,
+    unfreeze: int | None = -1,
     dropout: float = 0.0,
 ) -> Classifier:
     """A timm or torchvision ResNet (or ResNeSt); with ``pretrained``, ImageNet weights from

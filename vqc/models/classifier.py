@@ -51,6 +51,11 @@ class Classifier(nn.Module):
         self.num_features = backbone.num_features
         #: The last ``unfreeze`` value applied (-1: everything trains).
         self.unfrozen = -1
+        #: The blocks its family fine-tunes from pretrained weights (-1: all of them), and what
+        #: ``unfreeze=None`` (the config's ``unfreeze: null``) means for this model: that
+        #: choice when weights were loaded, else -1 (everything trains).
+        self.fine_tune_unfreeze = -1
+        self.default_unfreeze = -1
         #: What loading weights did (set by ``build_model``; None when nothing was loaded).
         self.load_report: LoadReport | None = None
         #: Keep every BatchNorm's running statistics fixed in training (fine-tuning pretrained
@@ -93,8 +98,9 @@ class Classifier(nn.Module):
     def num_blocks(self) -> int:
         return len(self.backbone.blocks())
 
-    def unfreeze(self, n: int) -> None:
-        """Train the head and the last ``n`` blocks (``0``: head only, ``-1``: everything)."""
+    def unfreeze(self, n: int | None) -> None:
+        """Train the head and the last ``n`` blocks (``0``: head only, ``-1``: everything,
+        ``None``: the model's ``default_unfreeze``)."""
         freeze.unfreeze(self, n)
 
     def train(self, mode: bool = True) -> Classifier:

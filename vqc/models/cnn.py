@@ -128,8 +128,8 @@ class BasicCNN(ConvNet):
 
 
 
-def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float, unfreeze: int,
-                  pretrained: bool, weights: str | None) -> Classifier:
+def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float,
+                  unfreeze: int | None, pretrained: bool, weights: str | None) -> Classifier:
     weights = none_if_blank(weights)
     if pretrained and weights is None:
         raise ConfigError(
@@ -145,7 +145,7 @@ def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float
 
 @register_family("cnn", ("cnn",))
 def build_cnn(name: str, num_classes: int, in_channels: int = 1, depth: int = 5,
-              width: int = 32, dropout: float = 0.0, unfreeze: int = -1,
+              width: int = 32, dropout: float = 0.0, unfreeze: int | None = -1,
               pretrained: bool = False, weights: str | None = None) -> Classifier:
     """``depth`` conv blocks of base ``width``, trained from scratch; ``weights`` loads a model
     trained before (no ImageNet weights exist for it)."""
@@ -155,7 +155,7 @@ def build_cnn(name: str, num_classes: int, in_channels: int = 1, depth: int = 5,
 
 @register_family("basic_cnn", ("basic_cnn",))
 def build_basic_cnn(name: str, num_classes: int, in_channels: int = 1, width: int = 32,
-                    dropout: float = 0.0, unfreeze: int = -1, pretrained: bool = False,
+                    dropout: float = 0.0, unfreeze: int | None = -1, pretrained: bool = False,
                     weights: str | None = None) -> Classifier:
     """The two-block basic CNN, trained from scratch."""
     backbone = BasicCNN(in_channels=in_channels, width=width)

@@ -124,6 +124,13 @@ class EfficientNetBackbone(Backbone):
         return maps
 
 
+#: Blocks a fine-tuning run trains by default (``unfreeze: null``): the last 14, which leaves
+#: the stem and the early stages as ImageNet made them (Lite1 and Lite2: stages 0-2 and the
+#: first block of stage 3; Lite0: stages 0-1), so a drift detector reading a frozen stage sees
+#: training images as it sees new ones. Chosen on the magnetic tiles' validation split.
+FINE_TUNE_UNFREEZE = 14
+
+
 def create_efficientnet(name: str, in_channels: int = 1) -> EfficientNetBackbone:
     """A randomly initialised EfficientNet-Lite backbone; weights are loaded by the builder."""
     import timm
@@ -143,17 +150,19 @@ def build_efficientnet(
     in_channels: int = 1,
     pretrained: bool = True,
     weights: str | None = None,
-    unfreeze: int = -1,
+    unfreeze: int | None = -1,
     dropout: float = 0.0,
 ) -> Classifier:
     """An EfficientNet-Lite classifier; ImageNet weights by default (see ``resolve_pretrained``:
-    ``model.weights``, then the installed weights package, then the hub)."""
+    ``model.weights``, then the installed weights package, then the hub). ``unfreeze=None``:
+    ``FINE_TUNE_UNFREEZE`` blocks with weights loaded, every block without."""
     weights = none_if_blank(weights)
     state = None
     if pretrained or weights is not None:  # before building: fail fast when offline
         state = resolve_pretrained(name, name, "timm", weights, hub_name=ARCHS[name])
     backbone = create_efficientnet(name, in_channels)
     model = Classifier(backbone, num_classes=num_classes, dropout=dropout, name=name)
+    model.fine_tune_unfreeze = FINE_TUNE_UNFREEZE
     if state is not None:
         raw, origin = state
         if not all(k.startswith(("backbone.", "head.")) for k in raw):  # not our own layout
@@ -162,5 +171,6 @@ def build_efficientnet(
                          "classifier.bias": torch.empty(1000)}
             raw = to_timm_keys(raw, reference, origin)
         model.load_report = load_state_dict_into(model, raw, origin=origin)
+        model.default_unfreeze = model.fine_tune_unfreeze
     model.unfreeze(unfreeze)
     return model

@@ -71,12 +71,14 @@ def check_unfreeze(model: Classifier, n: int) -> None:
         )
 
 
-def unfreeze(model: Classifier, n: int) -> None:
+def unfreeze(model: Classifier, n: int | None) -> None:
     """Make the head and the last ``n`` backbone blocks trainable, freeze the rest.
 
-    ``n=-1`` makes everything trainable. Calling it again replaces the previous choice; an
-    optimizer built before the call must be rebuilt (see ``Classifier.param_groups``).
+    ``n=-1`` makes everything trainable; ``None``, the model's ``default_unfreeze``. Calling
+    it again replaces the previous choice; an optimizer built before the call must be rebuilt
+    (see ``Classifier.param_groups``).
     """
+    n = model.default_unfreeze if n is None else n
     check_unfreeze(model, n)
     if n == -1:
         model.requires_grad_(True)

@@ -20,6 +20,8 @@ from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.loggers import build_loggers, record_warnings
 from vqc.training.members import ensemble_size
+from vqc.training.preflight import check_drift
+from vqc.training.recipe import resolve_training_choices
 from vqc.training.task import (
     _check_checkpoint,
     build_inspector,
@@ -75,6 +77,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     ckpt = str(cfg.ckpt_path)
     without_mask_training(cfg)
     datamodule = prepare_data(cfg)
+    _, calibration = resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
     module = build_module(cfg, datamodule)
     _check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
@@ -86,14 +89,17 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
         if not isinstance(c, ModelCheckpoint)]  # nothing is trained: nothing to save
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      enable_checkpointing=False)
-    warnings = [w for w in (random_frozen_warning(module.model), _one_member(cfg, ckpt)) if w]
+    fitted = bool(cfg.get("fit_inspector", True))
+    early = [*check_drift(cfg, module.network), *calibration] if fitted else []  # as training
+    warnings = [w for w in (random_frozen_warning(module.model), _one_member(cfg, ckpt), *early)
+                if w]
     for text in warnings:
         log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt,
                                "warnings": warnings}
     summary.update(test_checkpoint(trainer, module, datamodule, ckpt, run_dir, warnings))
-    if cfg.get("fit_inspector", True):
+    if fitted:
         summary.update(build_inspector(cfg, module, datamodule, ckpt, run_dir, True, warnings))
     return summary
 

@@ -11,21 +11,13 @@ from omegaconf import DictConfig, OmegaConf
 from vqc.drift.layers import cap_n_features, check_drift_layers
 from vqc.errors import ConfigError, DataError
 from vqc.metrics import load_cost_matrix
+from vqc.training.recipe import Choice
+from vqc.training.recipe import drift_fitted as _drift_on
 
 log = logging.getLogger(__name__)
 
 #: The open-set answer's name when the config names none.
 DEFAULT_OPEN_SET = "drift"
-
-
-def _drift_on(cfg: DictConfig) -> bool:
-    """Whether an inspector with drift will be fitted: training's ``inspector: true|false``,
-    or evaluation's ``fit_inspector`` (there ``inspector`` is a file to score, or null)."""
-    drift = cfg.get("drift")
-    inspector = cfg.get("inspector", True)
-    fitted = (inspector if isinstance(inspector, bool) else True) \
-        and bool(cfg.get("fit_inspector", True))
-    return bool(fitted and drift and drift.get("enabled", False))
 
 
 def add_open_set(cfg: DictConfig, datamodule: Any) -> None:
@@ -59,12 +51,14 @@ def _refuse_matrix_without_open_set(spec: Any, classes: Any, name: str) -> None:
         f"{len(classes) + 1}x{len(classes) + 1} matrix with {name!r} last, or drift=none")
 
 
-def check_drift(cfg: DictConfig, model: Any) -> list[str]:
+def check_drift(cfg: DictConfig, model: Any, choices: list[Choice] | None = None) -> list[str]:
     """Drift layers checked against ``model`` (the network itself, not ``torch.compile``'s
-    wrapper; a ``ConfigError`` if it lacks one),
-    ``n_features`` capped to what they give; returns the warnings for the run's summary."""
+    wrapper; a ``ConfigError`` if it lacks one), ``n_features`` capped to what they give and
+    ``layer: auto`` chosen (added to ``choices``); returns the warnings for the summary."""
     if not _drift_on(cfg):
         return []
     check = check_drift_layers(cfg, model)
     cap_n_features(cfg, check)
+    if choices is not None:
+        choices += [Choice(key, layer, check.why[key]) for key, layer in check.settings.items()]
     return check.warnings

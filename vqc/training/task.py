@@ -39,6 +39,7 @@ from vqc.training.members import ensemble_size, join_members, train_member
 from vqc.training.module import MASK_HEAD_PREFIX, ClassifierModule, without_mask_head
 from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
+from vqc.training.recipe import report_choices, resolve_data_choices, resolve_training_choices
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
 from vqc.training.sweep import metric_floor
 
@@ -185,9 +186,12 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     """Fit, then test the best checkpoint; returns the run's summary (also in summary.json)."""
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    choices = resolve_data_choices(cfg)  # the config's "auto" values, before the data is read
     datamodule = prepare_data(cfg)
+    chosen, calibration = resolve_training_choices(cfg, datamodule)
     module = build_module(cfg, datamodule)
-    early = check_drift(cfg, module.network)  # drift layers fit the model: fail now, not later
+    choices += chosen
+    early = check_drift(cfg, module.network, choices)  # drift layers fit the model: fail now
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
@@ -202,11 +206,12 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     define_best_metrics(loggers)
-    warnings = [w for w in (random_frozen_warning(module.model), *early) if w]
+    warnings = [w for w in (random_frozen_warning(module.model), *early, *calibration) if w]
     for text in warnings:
         log.warning("WARNING: %s", text)
     warnings += datamodule.index.warnings  # logged when the data was read
     record_warnings(loggers, warnings)
+    chosen_rows = report_choices(choices, run_dir)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
     trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     floor = metric_floor(cfg.get("optimized_metric"), trainer.callback_metrics)
@@ -216,7 +221,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         if tester is None:
             return {"run_dir": str(run_dir), "rank": trainer.global_rank}
     summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch,
-                               "warnings": warnings}
+                               "choices": chosen_rows, "warnings": warnings}
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
@@ -267,6 +272,7 @@ def prepare_data(cfg: DictConfig) -> Any:
     # computes a hundred times slower (an EfficientNet epoch took minutes instead of seconds).
     torch.set_flush_denormal(True)
     L.seed_everything(int(cfg.seed), workers=True, verbose=False)
+    resolve_data_choices(cfg)  # nothing left to choose when train() did it
     datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed),
                                   masks=float(cfg.module.get("mask_weight", 0.0)) > 0)
     if local_rank() == 0:  # other processes of a distributed run find the data prepared

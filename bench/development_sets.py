@@ -1,0 +1,211 @@
+"""The default recipe on every development set: ``python -m bench.development_sets``.
+
+Each set is trained with the default command and only what the set itself needs (where it is,
+its GOOD class): the magnetic tiles (``../shared/datasets/magnetic-tile``), the ELPV solar
+cells with four levels (``pip install elpv-dataset``; ``vqc.data.elpv`` writes its CSV under
+``outputs/bench/``), ELPV's drift case (trained on monocrystalline cells, polycrystalline ones
+as drift) and the synthetic demo (``experiment=demo``). Every set runs once per seed
+(``--seeds``, default 0 1 2); its result keeps every seed, worst first (highest cost ratio),
+and each goal is checked on every seed. ``--sets`` picks some; a set whose data is missing is
+skipped with a message. Each set's result is stored as ``default_recipe_<set>``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.common import RESULTS, ROOT, Result, arguments, log
+from bench.real_data import DEFAULT_DATA, figures_of, headline
+
+PREFIX = "default_recipe"
+DEFAULT_SEEDS = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class SetGoal:
+    """A target on one run's figures (``set_figures``); all bounds must hold."""
+
+    name: str
+    target: str
+    bounds: tuple[tuple[str, str, float], ...]
+
+    def met(self, figures: dict[str, float | None]) -> bool:
+        for key, op, limit in self.bounds:
+            value = figures.get(key)
+            if value is None or not (value <= limit if op == "<=" else value >= limit):
+                return False
+        return True
+
+
+@dataclass(frozen=True)
+class DevSet:
+    """A development set: how to prepare it, the overrides that train on it, its goals."""
+
+    name: str
+    title: str
+    prepare: Callable[[], list[str] | None]  # overrides, or None when the data is missing
+    goals: tuple[SetGoal, ...]
+
+
+def _time(limit: float) -> SetGoal:
+    return SetGoal("minutes a run", f"<= {limit:g}", (("minutes", "<=", limit),))
+
+
+DRIFT_GOAL = SetGoal("drift caught, false drift", ">= 90%, <= 1%",
+                     (("drift_caught", ">=", 0.90), ("false_drift", "<=", 0.01)))
+MAGNETIC_GOALS = (
+    SetGoal("defect escapes", "0", (("escapes", "<=", 0.0),)),
+    SetGoal("GOOD flagged", "<= 5%", (("good_flagged", "<=", 0.05),)),
+    SetGoal("macro recall", ">= 0.95", (("macro_recall", ">=", 0.95),)),
+    SetGoal("drift AUROC", ">= 0.99", (("drift_auroc", ">=", 0.99),)),
+    DRIFT_GOAL,
+    SetGoal("cost ratio", "<= 0.10", (("cost_ratio", "<=", 0.10),)),
+    _time(30),
+)
+ELPV_GOALS = (
+    SetGoal("4-level accuracy", ">= 0.90", (("accuracy", ">=", 0.90),)),
+    SetGoal("severe cells passed as functional", "<= 2%", (("severe_passed", "<=", 0.02),)),
+    SetGoal("functional cells flagged", "<= 10%", (("good_flagged", "<=", 0.10),)),
+    _time(30),
+)
+ELPV_DRIFT_GOALS = (DRIFT_GOAL, _time(30))
+DEMO_GOALS = (
+    SetGoal("defect escapes", "0", (("escapes", "<=", 0.0),)),
+    SetGoal("GOOD accepted", ">= 90%", (("good_accepted", ">=", 0.90),)),
+    SetGoal("drift caught", ">= 80%", (("drift_caught", ">=", 0.80),)),
+    _time(6),
+)
+
+
+def magnetic_tiles() -> list[str] | None:
+    root = Path(os.environ.get("VQC_MAGNETIC_TILE") or DEFAULT_DATA)
+    if not (root / "labels.csv").is_file():
+        log(f"magnetic tiles: no {root / 'labels.csv'} (set VQC_MAGNETIC_TILE): skipped")
+        return None
+    return ["data=csv", f"data.root={root.resolve()}"]
+
+
+def elpv(train_type: str | None = None) -> Callable[[], list[str] | None]:
+    def prepare() -> list[str] | None:
+        from vqc.data.elpv import write_elpv
+        from vqc.errors import DataError
+
+        out = ROOT / "outputs" / "bench" / ("elpv" if train_type is None else f"elpv_{train_type}")
+        try:
+            write_elpv(out, train_type=train_type)
+        except DataError as err:
+            log(f"ELPV: {err}: skipped")
+            return None
+        return ["data=csv", f"data.root={out}", "data.classes.good=functional"]
+
+    return prepare
+
+
+SETS = {s.name: s for s in (
+    DevSet("magnetic_tile", "Magnetic tiles", magnetic_tiles, MAGNETIC_GOALS),
+    DevSet("elpv", "ELPV solar cells, 4 levels", elpv(), ELPV_GOALS),
+    DevSet("elpv_drift", "ELPV, trained on mono cells, poly cells as drift", elpv("mono"),
+           ELPV_DRIFT_GOALS),
+    DevSet("demo", "The synthetic demo", lambda: ["experiment=demo"], DEMO_GOALS),
+)}
+
+
+def class_share(run: dict[str, Any], true: str, predicted: str) -> float | None:
+    """Share of ``true`` images answered ``predicted`` in a run's confusion matrix."""
+    names, confusion = run.get("class_names"), run.get("confusion")
+    if not names or not confusion or true not in names or predicted not in names:
+        return None
+    row = confusion[names.index(true)]
+    return row[names.index(predicted)] / sum(row) if sum(row) else None
+
+
+def set_figures(run: dict[str, Any]) -> dict[str, float | None]:
+    """A run's headline figures and the ones the ELPV and demo goals read."""
+    figures: dict[str, float | None] = dict(headline(run))
+    inspection = run.get("inspection") or {}
+    figures["accuracy"] = inspection.get("accuracy")
+    figures["severe_passed"] = class_share(run, "defect_3of3", "functional")
+    flagged = figures.get("good_flagged")
+    figures["good_accepted"] = None if flagged is None else 1 - flagged
+    return figures
+
+
+def worst_first(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs ordered by cost ratio, highest (worst) first."""
+    return sorted(runs, key=lambda r: -(set_figures(r).get("cost_ratio") or 0.0))
+
+
+def verdicts(dev: DevSet, runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each goal on each run (in the order given) and how many runs met it."""
+    out = []
+    for goal in dev.goals:
+        per_run = [goal.met(set_figures(r)) for r in runs]
+        out.append({"goal": goal, "per_run": per_run, "met": all(per_run) and bool(per_run),
+                    "runs_met": sum(per_run), "runs": len(per_run)})
+    return out
+
+
+def train(overrides: list[str], run_dir: Path) -> float:
+    command = [sys.executable, str(ROOT / "train.py"), *overrides, f"hydra.run.dir={run_dir}"]
+    log(" ".join(command[1:]))
+    start = time.perf_counter()
+    subprocess.run(command, cwd=ROOT, check=True)
+    return time.perf_counter() - start
+
+
+def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
+            results: Path = RESULTS) -> Result | None:
+    overrides = dev.prepare()
+    if overrides is None:
+        return None
+    extra = ["trainer.max_epochs=2"] if quick else []  # 1: no epoch past the head-only one
+    extra += ["trainer=gpu"] if device.startswith("cuda") else []
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    runs = []
+    for seed in seeds:
+        run_dir = ROOT / "outputs" / "bench" / f"{PREFIX}_{dev.name}_{stamp}_seed{seed}"
+        seconds = train([*overrides, *extra, f"seed={seed}"], run_dir)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        figures = figures_of(summary, seconds, seed)
+        figures["run_dir"] = str(run_dir.relative_to(ROOT))
+        figures["choices"] = summary.get("choices")
+        figures["warnings"] = summary.get("warnings")
+        runs.append(figures)
+        log(f"{dev.name} seed {seed}: {seconds / 60:.1f} min, "
+            f"cost ratio {figures['inspection']['cost_ratio']}")
+    result = Result(f"{PREFIX}_{dev.name}", {
+        "set": dev.name, "overrides": [*overrides, *extra], "seeds": list(seeds),
+        "per_seed": worst_first(runs)}, quick, device=device)
+    log(f"wrote {result.save(results)}")
+    return result
+
+
+def run(quick: bool, device: str = "cpu", sets: Sequence[str] | None = None,
+        seeds: Sequence[int] = DEFAULT_SEEDS) -> list[Result]:
+    chosen = list(sets or SETS)
+    unknown = sorted(set(chosen) - set(SETS))
+    if unknown:
+        raise SystemExit(f"--sets: unknown {unknown}; choose among {list(SETS)}")
+    seeds = list(seeds)[:1] if quick else list(seeds)
+    done = [run_set(SETS[name], seeds, quick, device) for name in chosen]
+    return [r for r in done if r is not None]
+
+
+def main() -> None:
+    parser = arguments(__doc__)
+    parser.add_argument("--sets", nargs="+", default=list(SETS), help=f"among {list(SETS)}")
+    parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    args = parser.parse_args()
+    run(args.quick, args.device, args.sets, args.seeds)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""The development-set benchmark's figures and goals, from hand-made runs."""
+
+from bench.development_sets import SETS, class_share, set_figures, verdicts, worst_first
+
+NAMES = ["functional", "defect_1of3", "defect_2of3", "defect_3of3", "drift"]
+
+
+def _run(cost_ratio, severe_row, flagged=0.05, seconds=600.0, accuracy=0.9):
+    confusion = [[95, 5, 0, 0, 0], [10, 10, 0, 0, 0], [0, 0, 5, 0, 0], severe_row,
+                 [0, 0, 0, 0, 0]]
+    return {"seed": 0, "seconds": seconds, "class_names": NAMES, "confusion": confusion,
+            "inspection": {"cost_ratio": cost_ratio, "accuracy": accuracy,
+                           "false_alarm_rate": flagged, "escapes": severe_row[0]},
+            "drift_auroc": None, "drift_recall": None, "false_drift_rate": None}
+
+
+def test_a_share_of_one_class_answered_as_another():
+    run = _run(0.1, [2, 0, 0, 98, 0])
+    assert class_share(run, "defect_3of3", "functional") == 0.02
+    assert class_share(run, "functional", "defect_1of3") == 0.05
+    assert class_share(run, "drift", "functional") is None  # no drift images
+    assert class_share(run, "scratch", "functional") is None
+
+
+def test_elpv_goals_read_accuracy_severe_cells_and_flagged_functional_cells():
+    good = _run(0.1, [1, 0, 0, 99, 0])
+    bad = _run(0.3, [5, 0, 0, 95, 0], flagged=0.2, seconds=2400, accuracy=0.8)
+    figures = set_figures(bad)
+    assert figures["severe_passed"] == 0.05 and figures["minutes"] == 40
+    assert figures["good_accepted"] == 0.8
+    ordered = worst_first([good, bad])
+    assert ordered[0] is bad  # the highest cost ratio first
+    met = {v["goal"].name: (v["runs_met"], v["met"]) for v in verdicts(SETS["elpv"], ordered)}
+    assert met == {"4-level accuracy": (1, False), "severe cells passed as functional": (1, False),
+                   "functional cells flagged": (1, False), "minutes a run": (1, False)}
+    assert all(v["met"] for v in verdicts(SETS["elpv"], [good]))
+
+
+def test_a_missing_figure_meets_no_goal():
+    drift_goal = next(g for g in SETS["elpv_drift"].goals if "drift" in g.name)
+    assert not drift_goal.met(set_figures(_run(0.1, [0, 0, 0, 10, 0])))
