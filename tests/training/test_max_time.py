@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pandas as pd
@@ -31,7 +32,7 @@ def test_schedule_reaches_its_floor_at_the_estimated_stop(tiny_csv_set, tmp_path
     """4 epochs of 3 steps allowed, 5 minutes of time, a first epoch that took 100 s: about 3
     epochs fit, so the schedule (per step for finetune, per epoch for default) must be at its
     floor (0) when the 4th epoch starts, not where a 4-epoch schedule would be."""
-    ticks = iter([0.0, 100.0])
+    ticks = itertools.chain([0.0, 100.0], itertools.repeat(100.0))  # later epochs: no time
     monkeypatch.setattr(ScheduleFitsMaxTime, "clock", staticmethod(lambda: next(ticks)))
     run = tmp_path / "run"
     cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", f"module={module}",
@@ -68,3 +69,28 @@ def test_no_time_limit_keeps_the_schedule_of_max_epochs(tiny_csv_set, tmp_path):
     head = rates(run).filter(like="head").iloc[:, 0]
     expected = LR * warmup_cosine_factor(9, 12, 0, 3, 0.0)
     assert head.loc[9] == pytest.approx(expected, rel=1e-4)
+
+
+def test_a_machine_that_slows_down_halfway_shortens_the_plan_again():
+    """Epoch 1 in 10 s of a 100 s budget: 10 epochs fit; epoch 2 takes 40 s, so at its pace
+    only one more fits (50 s left): the plan is shortened a second time, never lengthened."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import Timer
+
+    ticks = iter([0.0, 10.0, 50.0, 51.0])
+    callback = ScheduleFitsMaxTime()
+    callback.clock = lambda: next(ticks)  # type: ignore[method-assign]
+    timer = Timer(duration="00:00:01:40")
+    trainer = SimpleNamespace(callbacks=[timer], current_epoch=0, global_step=0,
+                              max_epochs=20, lr_scheduler_configs=[])
+    callback.on_train_start(trainer, None)
+    trainer.global_step = 5
+    callback.on_train_epoch_end(trainer, None)
+    assert callback.planned_epochs == 10  # 1 + floor(90 / 10)
+    trainer.current_epoch, trainer.global_step = 1, 10
+    callback.on_train_epoch_end(trainer, None)
+    assert callback.planned_epochs == 3  # 2 + floor(50 / 40): the last epoch's pace
+    trainer.current_epoch, trainer.global_step = 2, 15
+    callback.on_train_epoch_end(trainer, None)  # 51 s: at the mean pace 17 s, 2 more fit
+    assert callback.planned_epochs == 3  # never lengthened

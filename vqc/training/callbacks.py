@@ -198,17 +198,19 @@ class ScheduleFitsMaxTime(L.Callback):
     """With ``trainer.max_time``, end the learning-rate schedule where the time runs out.
 
     A schedule's length comes from ``max_epochs`` (``estimated_stepping_batches``); a run
-    stopped earlier by its time limit would end with its rate barely decayed. After the first
+    stopped earlier by its time limit would end with its rate barely decayed. After every
     epoch (its training and validation) this estimates how many epochs fit in the time left,
-    at that epoch's pace, and moves the end of every schedule it knows
-    (:func:`vqc.training.schedules.shorten_schedule`) there if that is sooner. The first
-    epoch is usually the slowest (caches, warm-up), so the estimate errs towards ending the
-    schedule early, at its floor, rather than stopping with a high rate.
+    at the slower of the mean pace and the last epoch's, and moves the end of every schedule
+    it knows (:func:`vqc.training.schedules.shorten_schedule`) there if that is sooner than
+    planned: a machine that gets busier halfway through still ends its schedule before the
+    time does. A plan is never lengthened.
     """
 
     def __init__(self) -> None:
         self._start: float | None = None
+        self._last: float | None = None
         self._first_step = 0
+        self._first_epoch = 0
         self.planned_epochs: int | None = None
 
     @staticmethod
@@ -216,24 +218,31 @@ class ScheduleFitsMaxTime(L.Callback):
         return time.monotonic()
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._start = self.clock()
+        self._start = self._last = self.clock()
         self._first_step = trainer.global_step
+        self._first_epoch = trainer.current_epoch
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self._start is None or self.planned_epochs is not None:
+        if self._start is None or self._last is None:
             return
         timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         limit = getattr(timer, "_duration", None)
         if not limit:
             return
-        elapsed = max(self.clock() - self._start, 1e-9)
-        steps = trainer.global_step - self._first_step
-        left = max(0, math.floor((float(limit) - elapsed) / elapsed))
+        now = self.clock()
+        elapsed = max(now - self._start, 1e-9)
+        done = max(1, trainer.current_epoch + 1 - self._first_epoch)
+        pace = max(elapsed / done, now - self._last)
+        self._last = now
+        left = max(0, math.floor((float(limit) - elapsed) / pace))
         epochs = trainer.current_epoch + 1 + left
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             epochs = min(epochs, trainer.max_epochs)
+        if self.planned_epochs is not None and epochs >= self.planned_epochs:
+            return
         self.planned_epochs = epochs
-        total = trainer.global_step + (epochs - trainer.current_epoch - 1) * steps
+        steps = (trainer.global_step - self._first_step) / done
+        total = trainer.global_step + round((epochs - trainer.current_epoch - 1) * steps)
         changed = [shorten_schedule(config.scheduler, total, epochs)
                    for config in trainer.lr_scheduler_configs]
         if any(changed):
