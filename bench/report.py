@@ -9,12 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from bench import demo as demo_bench
+from bench import report_sets
 from bench.common import RESULTS, ROOT, load_results
 from bench.real_data import SECTION, experiment_of, goal_verdicts, headline, seed_runs, spread
 
 OUTPUT = ROOT / "docs" / "BENCHMARKS.md"
 ANALYSIS = ROOT / "bench" / "analysis.md"
-SECTIONS = ("inspection", "data", "training", "padim_fit", "real_data", "demo")
+SECTIONS = ("inspection", "data", "training", "padim_fit", "real_data", "demo",
+            "default_recipe")
 
 
 def num(value: float | None, digits: int = 1) -> str:
@@ -392,6 +394,8 @@ def section_results(section: str,
                     machine_results: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
     """What a section's writer reads from one machine's results: its result, or for real
     data every experiment's result by name (``real_data``, ``real_data_scratch``...)."""
+    if section == "default_recipe":
+        return report_sets.collect(machine_results) or None
     if section == SECTION:
         found = {name: r for name, r in machine_results.items()
                  if name == SECTION or name.startswith(SECTION + "_")}
@@ -399,7 +403,12 @@ def section_results(section: str,
     return machine_results.get(section)
 
 
+def default_recipe(results: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
+    return report_sets.default_recipe(results, goals, tag, where, table)
+
+
 WRITERS: dict[str, tuple[str, Callable[[dict[str, Any], list[list[str]], str], list[str]]]] = {
+    "default_recipe": ("The default recipe on every development set", default_recipe),
     "inspection": ("Inspection throughput", inspection),
     "data": ("Data pipeline", data),
     "training": ("Training speed", training),

@@ -11,7 +11,8 @@ import traceback
 from bench.common import log
 from bench.report import SECTIONS, write
 
-MODULES = {"inspection": "bench.inspection", "data": "bench.data_pipeline",
+MODULES = {"default_recipe": "bench.development_sets", "inspection": "bench.inspection",
+           "data": "bench.data_pipeline",
            "training": "bench.training", "padim_fit": "bench.padim_fit",
            "real_data": "bench.real_data", "demo": "bench.demo"}
 

@@ -39,3 +39,16 @@ def test_elpv_goals_read_accuracy_severe_cells_and_flagged_functional_cells():
 def test_a_missing_figure_meets_no_goal():
     drift_goal = next(g for g in SETS["elpv_drift"].goals if "drift" in g.name)
     assert not drift_goal.met(set_figures(_run(0.1, [0, 0, 0, 10, 0])))
+
+
+def test_the_report_takes_the_magnetic_tiles_from_the_real_data_run_of_the_default():
+    from bench.report_sets import collect
+
+    runs = [_run(0.01, [0, 0, 0, 10, 0]), _run(0.2, [1, 0, 0, 9, 0])]
+    real = {"date": "2026-12-07 06:00 UTC", "figures": {"experiment": "magnetic_tile",
+                                                         "seeds": [0, 1], "per_seed": runs}}
+    found = collect({"real_data": real, "default_recipe_elpv": {"figures": {}}})
+    assert list(found) == ["magnetic_tile", "elpv"]  # in the order of SETS
+    assert found["magnetic_tile"]["figures"]["per_seed"][0] is runs[1]  # worst first
+    older = {**real, "date": "2026-12-06 06:00 UTC"}  # before it was the default recipe
+    assert collect({"real_data": older}) == {}
