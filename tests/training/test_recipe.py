@@ -112,3 +112,18 @@ def test_the_default_recipe_trains_and_says_what_it_chose(tmp_path):
     saved = json.loads((tmp_path / "run" / "choices.json").read_text())
     assert saved == summary["choices"]
     assert summary["inspection"]["report"]["escapes"] is not None
+
+
+def test_a_checkpoint_is_tested_at_the_size_its_run_chose(tmp_path):
+    from vqc.training.recipe import size_of_training_run
+
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "choices.json").write_text(json.dumps(
+        [{"key": "data.preprocess.size", "value": [96, 128], "why": "..."}]))
+    cfg = _compose(tmp_path)
+    size_of_training_run(cfg, str(run / "checkpoints" / "best.ckpt"))
+    assert list(cfg.data.preprocess.size) == [96, 128]
+    other = _compose(tmp_path)
+    size_of_training_run(other, str(tmp_path / "elsewhere.ckpt"))  # no run folder: warned,
+    assert other.data.preprocess.size == "auto"  # chosen from the data as training does

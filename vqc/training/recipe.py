@@ -110,6 +110,26 @@ def _size_choice(cfg: DictConfig) -> list[Choice]:
                    f"{side}x{side} pixels")]
 
 
+def size_of_training_run(cfg: DictConfig, checkpoint: str) -> None:
+    """``data.preprocess.size: auto`` when testing a checkpoint: the size its run chose
+    (``choices.json`` of the run folder holding ``checkpoints/``), not one chosen anew from
+    the test set's images, which would feed the network another size than it learnt."""
+    if not _is_auto(cfg, "data.preprocess.size"):
+        return
+    saved = Path(checkpoint).resolve().parent.parent / "choices.json"
+    if saved.is_file():
+        import json
+
+        for choice in json.loads(saved.read_text()):
+            if choice.get("key") == "data.preprocess.size":
+                _set(cfg, "data.preprocess.size", list(choice["value"]))
+                log.info("data.preprocess.size=%s, as %s chose", choice["value"], saved)
+                return
+    log.warning("WARNING: data.preprocess.size=auto and no choices.json beside %s's run: "
+                "the size is chosen from this data set's images; give the training run's "
+                "data.preprocess.size if it differs", checkpoint)
+
+
 # -- once the data is split --------------------------------------------------------------------
 def resolve_training_choices(cfg: DictConfig, datamodule: Any) -> tuple[list[Choice], list[str]]:
     """The epochs (before the module and trainer are built), the class weights and the
