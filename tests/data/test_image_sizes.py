@@ -45,10 +45,13 @@ def test_headers_are_read_from_an_even_sample(tmp_path):
     assert read_sizes(paths, limit=5) == [(20, 30), (22, 30), (24, 30), (26, 30), (28, 30)]
 
 
-def test_an_unreadable_image_is_named(tmp_path):
+def test_unreadable_images_are_passed_over_and_none_readable_is_named(tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_text("not a png")
-    with pytest.raises(DataError, match=r"bad\.png"):
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(good)
+    assert read_sizes([str(bad), str(good)]) == [(5, 7)]  # the loader reports bad.png
+    with pytest.raises(DataError, match=r"no readable image to size; .*bad\.png"):
         read_sizes([str(bad)])
 
 

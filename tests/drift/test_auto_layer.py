@@ -40,3 +40,24 @@ def test_a_named_layer_is_kept():
     cfg, check = _check("model=efficientnet_lite1", "unfreeze=14",
                         "drift.detectors.pooled.layer=stage1")
     assert cfg.drift.detectors.pooled.layer == "stage1" and not check.settings
+
+
+def test_cross_fitting_is_turned_off_on_a_trained_layer():
+    """A model with every block trained (a from-scratch CNN under the default drift): its
+    training images are no longer exchangeable with new ones, so no cross-fit."""
+    from vqc.training.preflight import check_drift
+    from vqc.training.recipe import Choice
+
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["model=cnn", "depth=3", "data.preprocess.size=[32,32]"])
+    choices: list[Choice] = []
+    warnings = check_drift(cfg, _model(cfg), choices)
+    assert cfg.drift.cross_fit == 0
+    assert any(w.startswith("drift.cross_fit=0: drift.detectors.pooled.layer") for w in warnings)
+    assert ("drift.cross_fit", 0) in [(c.key, c.value) for c in choices]
+
+
+def _model(cfg):
+    from vqc.drift.layers import _model_from
+
+    return _model_from(cfg)

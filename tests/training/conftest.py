@@ -51,7 +51,7 @@ def tiny_csv_set(tmp_path: Path) -> Path:
 
 #: What the fast runs train unless they say otherwise: the from-scratch CNN with PaDiM, the
 #: classic recipe (the default recipe fine-tunes a pretrained network: tests/training/
-#: test_default_recipe.py).
+#: test_recipe.py).
 CLASSIC = {"model": "cnn", "module": "default", "drift": "padim", "unfreeze": "-1", "dropout": "0",
            "trainer.max_time": "null"}
 

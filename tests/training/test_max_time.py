@@ -94,3 +94,23 @@ def test_a_machine_that_slows_down_halfway_shortens_the_plan_again():
     trainer.current_epoch, trainer.global_step = 2, 15
     callback.on_train_epoch_end(trainer, None)  # 51 s: at the mean pace 17 s, 2 more fit
     assert callback.planned_epochs == 3  # never lengthened
+
+
+def test_a_resumed_run_counts_the_time_spent_before_it_stopped():
+    """100 s allowed, 60 s spent before the resume (the Timer's offset): after one more epoch
+    of 10 s, 3 more fit in the 30 s left, not 9."""
+    from types import SimpleNamespace
+
+    from lightning.pytorch.callbacks import Timer
+
+    ticks = iter([0.0, 10.0])
+    callback = ScheduleFitsMaxTime()
+    callback.clock = lambda: next(ticks)  # type: ignore[method-assign]
+    timer = Timer(duration="00:00:01:40")
+    timer._offset = 60.0  # what Timer.load_state_dict restores
+    trainer = SimpleNamespace(callbacks=[timer], current_epoch=5, global_step=50,
+                              max_epochs=20, lr_scheduler_configs=[])
+    callback.on_train_start(trainer, None)
+    trainer.global_step = 60
+    callback.on_train_epoch_end(trainer, None)
+    assert callback.planned_epochs == 6 + 3

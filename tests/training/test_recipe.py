@@ -115,15 +115,23 @@ def test_the_default_recipe_trains_and_says_what_it_chose(tmp_path):
 
 
 def test_a_checkpoint_is_tested_at_the_size_its_run_chose(tmp_path):
-    from vqc.training.recipe import size_of_training_run
+    from vqc.training.recipe import reuse_run_choices
 
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "choices.json").write_text(json.dumps(
-        [{"key": "data.preprocess.size", "value": [96, 128], "why": "..."}]))
+        [{"key": "data.preprocess.size", "value": [96, 128], "why": "..."},
+         {"key": "trainer.max_epochs", "value": 9, "why": "..."},
+         {"key": "trainer.limit_train_batches", "value": 113, "why": "..."}]))
     cfg = _compose(tmp_path)
-    size_of_training_run(cfg, str(run / "checkpoints" / "best.ckpt"))
-    assert list(cfg.data.preprocess.size) == [96, 128]
+    reused = reuse_run_choices(cfg, str(run / "members" / "1" / "checkpoints" / "best.ckpt"))
+    assert list(cfg.data.preprocess.size) == [96, 128]  # found three folders up
+    assert cfg.trainer.max_epochs == 9 and cfg.trainer.limit_train_batches == 113
+    assert [c.key for c in reused] == ["data.preprocess.size", "trainer.max_epochs",
+                                       "trainer.limit_train_batches"]
+    by_hand = _compose(tmp_path, "trainer.max_epochs=3")
+    reuse_run_choices(by_hand, str(run / "checkpoints" / "last.ckpt"))
+    assert by_hand.trainer.max_epochs == 3  # a value set by hand wins
     other = _compose(tmp_path)
-    size_of_training_run(other, str(tmp_path / "elsewhere.ckpt"))  # no run folder: warned,
+    reuse_run_choices(other, str(tmp_path / "elsewhere.ckpt"))  # no run folder: warned,
     assert other.data.preprocess.size == "auto"  # chosen from the data as training does

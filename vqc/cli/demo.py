@@ -1,8 +1,8 @@
 """``make demo``: the whole flow on the synthetic set.
 
-Generate it, train the 5-block CNN, fit drift on its own features, predict the test images
-into a submission CSV with ``vqc-predict``, score it with ``vqc-evaluate``, and say where
-everything is.
+Generate it, fine-tune the default network (``experiment=demo``), fit drift on its features,
+predict the test images into a submission CSV with ``vqc-predict``, score it with
+``vqc-evaluate``, and say where everything is.
 
 Any config override may follow, e.g. ``python -m vqc.cli.demo trainer.max_epochs=2``.
 """
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("lightning.pytorch").propagate = False  # it prints its own lines
     from vqc.cli.report import print_training_summary
     from vqc.data.build import build_datamodule
+    from vqc.training.recipe import resolve_data_choices
     from vqc.training.task import run_task
 
     try:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             cfg.paths.run_dir = str(Path(cfg.paths.output_dir) / "demo" / stamp)
         console.rule("1. data")
         start = time.perf_counter()
+        resolve_data_choices(cfg)  # data.preprocess.size=auto and the like, as a run does
         datamodule = build_datamodule(cfg.data, cfg.paths.cache_dir, seed=int(cfg.seed))
         datamodule.prepare_data()
         datamodule.setup()
@@ -71,8 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                       f"(images cached in {datamodule.cache_dir()})")
         if args.data_only:
             return 0
-        console.rule(f"2. training: {cfg.model.name}, depth {cfg.depth}, "
-                     f"{cfg.trainer.max_epochs} epochs")
+        console.rule(f"2. training: {cfg.model.name}, {cfg.trainer.max_epochs} epochs")
 
         def report(summary: dict) -> None:  # printed while the W&B run is open: it keeps it
             console.rule("3. test results")

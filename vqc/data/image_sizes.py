@@ -26,18 +26,24 @@ SAMPLE = 256
 
 
 def read_sizes(paths: Sequence[str], limit: int = SAMPLE) -> list[tuple[int, int]]:
-    """``(height, width)`` of up to ``limit`` of ``paths``, evenly spread (headers only)."""
+    """``(height, width)`` of up to ``limit`` of ``paths``, evenly spread (headers only).
+
+    Unreadable files are passed over: the loader deals with them as ``data.on_bad_image``
+    says. Only a sample with no readable image at all is refused, naming the first."""
     if not paths:
         raise DataError("data.preprocess.size=auto: no training images to size")
     step = max(1, math.ceil(len(paths) / limit))
-    sizes = []
+    sizes, failed = [], []
     for path in list(paths)[::step]:
         try:
             with Image.open(path) as image:
                 width, height = image.size
-        except OSError as err:
-            raise DataError(f"{path}: not a readable image ({err})") from err
+        except (OSError, Image.DecompressionBombError) as err:
+            failed.append(f"{path}: not a readable image ({err})")
+            continue
         sizes.append((height, width))
+    if not sizes:
+        raise DataError(f"data.preprocess.size=auto: no readable image to size; {failed[0]}")
     return sizes
 
 

@@ -37,6 +37,7 @@ class LayerCheck:
     caps: dict[str, int] = field(default_factory=dict)
     settings: dict[str, str] = field(default_factory=dict)
     why: dict[str, str] = field(default_factory=dict)
+    trained: list[str] = field(default_factory=list)  # keys of layers that training changes
     warnings: list[str] = field(default_factory=list)
 
 
@@ -126,6 +127,7 @@ def check_drift_layers(cfg: DictConfig | Mapping[str, Any], model: Any = None) -
                     f"{list(model.feature_layers)} (null: the pooled embedding)")
             frozen = _frozen_layers(model, size)  # type: ignore[arg-type]
             if layer not in frozen:
+                check.trained.append(key)
                 check.warnings.append(
                     f"{key}={layer!r} is computed by blocks that unfreeze={model.unfrozen} "
                     "trains: the network learns its training images there, and drift calls "

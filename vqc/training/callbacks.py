@@ -211,6 +211,7 @@ class ScheduleFitsMaxTime(L.Callback):
         self._last: float | None = None
         self._first_step = 0
         self._first_epoch = 0
+        self._spent = 0.0
         self.planned_epochs: int | None = None
 
     @staticmethod
@@ -221,6 +222,9 @@ class ScheduleFitsMaxTime(L.Callback):
         self._start = self._last = self.clock()
         self._first_step = trainer.global_step
         self._first_epoch = trainer.current_epoch
+        timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
+        # a resumed run: the Timer brings back the time spent before, which is not left
+        self._spent = float(timer.time_elapsed("train")) if timer is not None else 0.0
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._start is None or self._last is None:
@@ -234,7 +238,7 @@ class ScheduleFitsMaxTime(L.Callback):
         done = max(1, trainer.current_epoch + 1 - self._first_epoch)
         pace = max(elapsed / done, now - self._last)
         self._last = now
-        left = max(0, math.floor((float(limit) - elapsed) / pace))
+        left = max(0, math.floor((float(limit) - self._spent - elapsed) / pace))
         epochs = trainer.current_epoch + 1 + left
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             epochs = min(epochs, trainer.max_epochs)

@@ -21,7 +21,7 @@ from vqc.training.callbacks import configured_callbacks
 from vqc.training.loggers import build_loggers, record_warnings
 from vqc.training.members import ensemble_size
 from vqc.training.preflight import check_drift
-from vqc.training.recipe import resolve_training_choices, size_of_training_run
+from vqc.training.recipe import resolve_training_choices, reuse_run_choices
 from vqc.training.task import (
     _check_checkpoint,
     build_inspector,
@@ -76,7 +76,7 @@ def _one_member(cfg: DictConfig, ckpt: str) -> str | None:
 def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[str, Any]:
     ckpt = str(cfg.ckpt_path)
     without_mask_training(cfg)
-    size_of_training_run(cfg, ckpt)
+    reuse_run_choices(cfg, ckpt)  # the size its run chose, not one chosen from this data
     datamodule = prepare_data(cfg)
     _, calibration = resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
     module = build_module(cfg, datamodule)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.drift.layers import cap_n_features, check_drift_layers
 from vqc.errors import ConfigError, DataError
@@ -61,4 +61,12 @@ def check_drift(cfg: DictConfig, model: Any, choices: list[Choice] | None = None
     cap_n_features(cfg, check)
     if choices is not None:
         choices += [Choice(key, layer, check.why[key]) for key, layer in check.settings.items()]
+    if check.trained and cfg.drift.get("cross_fit"):
+        with open_dict(cfg):
+            cfg.drift.cross_fit = 0
+        why = (f"{check.trained[0]} is computed by trained blocks, where a detector scores its "
+               "own training images low: calibrated on validation alone")
+        check.warnings.append(f"drift.cross_fit=0: {why}")
+        if choices is not None:
+            choices.append(Choice("drift.cross_fit", 0, why))
     return check.warnings

@@ -110,24 +110,41 @@ def _size_choice(cfg: DictConfig) -> list[Choice]:
                    f"{side}x{side} pixels")]
 
 
-def size_of_training_run(cfg: DictConfig, checkpoint: str) -> None:
-    """``data.preprocess.size: auto`` when testing a checkpoint: the size its run chose
-    (``choices.json`` of the run folder holding ``checkpoints/``), not one chosen anew from
-    the test set's images, which would feed the network another size than it learnt."""
-    if not _is_auto(cfg, "data.preprocess.size"):
-        return
-    saved = Path(checkpoint).resolve().parent.parent / "choices.json"
-    if saved.is_file():
-        import json
+#: Choices a resumed or tested run takes from the run it continues, where they are ``auto``.
+KEPT_ON_RESUME = ("data.preprocess.size", "data.columns.mask", "module.mask_weight",
+                  "trainer.max_epochs", "trainer.limit_train_batches")
 
-        for choice in json.loads(saved.read_text()):
-            if choice.get("key") == "data.preprocess.size":
-                _set(cfg, "data.preprocess.size", list(choice["value"]))
-                log.info("data.preprocess.size=%s, as %s chose", choice["value"], saved)
-                return
-    log.warning("WARNING: data.preprocess.size=auto and no choices.json beside %s's run: "
-                "the size is chosen from this data set's images; give the training run's "
-                "data.preprocess.size if it differs", checkpoint)
+
+def run_choices(checkpoint: str | Path) -> tuple[Path | None, dict[str, Any]]:
+    """The ``choices.json`` of the run a checkpoint belongs to (its folder or one of the three
+    above: ``RUN/checkpoints/x.ckpt``, ``RUN/members/1/checkpoints/x.ckpt``) and its values."""
+    import json
+
+    for folder in list(Path(checkpoint).resolve().parents)[:4]:
+        saved = folder / "choices.json"
+        if saved.is_file():
+            return saved, {c["key"]: c["value"] for c in json.loads(saved.read_text())}
+    return None, {}
+
+
+def reuse_run_choices(cfg: DictConfig, checkpoint: str | Path) -> list[Choice]:
+    """Resuming or testing ``checkpoint``: the ``auto`` values its run chose, so that the
+    network sees the size it learnt at and a resumed run keeps its plan, not values chosen
+    anew from today's images. Without a ``choices.json`` they are chosen again, with a
+    warning when the input size is among them."""
+    saved, values = run_choices(checkpoint)
+    reused = []
+    for key in KEPT_ON_RESUME:
+        current = OmegaConf.select(cfg, key, default=None)
+        wanted = current == AUTO or (key == "trainer.limit_train_batches" and current is None)
+        if wanted and key in values:
+            _set(cfg, key, values[key])
+            reused.append(Choice(key, values[key], f"as {saved} chose"))
+    if saved is None and _is_auto(cfg, "data.preprocess.size"):
+        log.warning("WARNING: data.preprocess.size=auto and no choices.json beside %s's run: "
+                    "the size is chosen from this data set's images; give the training run's "
+                    "data.preprocess.size if it differs", checkpoint)
+    return reused
 
 
 # -- once the data is split --------------------------------------------------------------------

@@ -15,12 +15,15 @@ rate still reaches its floor (see ``vqc.training.callbacks.ScheduleFitsMaxTime``
 
 from __future__ import annotations
 
+import logging
 import math
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler
 
 from vqc.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def warmup_cosine_factor(step: int, total: int, start: int, warmup: int,
@@ -49,11 +52,11 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, steps_per_epoch: int,
         )
     hold = round(head_only_epochs * steps_per_epoch)
     warmup = round(warmup_epochs * steps_per_epoch)
-    if hold >= total_steps:
-        raise ConfigError(
-            f"module.scheduler.head_only_epochs={head_only_epochs} leaves no step to train the "
-            f"backbone in {total_steps} steps; lower it or train longer"
-        )
+    if hold >= total_steps:  # a one-epoch run (debug=default): the backbone trains at once
+        log.warning("module.scheduler.head_only_epochs=%s would leave no step to train the "
+                    "backbone in %d steps: the backbone trains from the first step",
+                    head_only_epochs, total_steps)
+        hold = 0
 
     lambdas = [WarmupCosine(total_steps, hold if group.get("name") == "backbone" else 0,
                             warmup, min_factor)

@@ -39,7 +39,12 @@ from vqc.training.members import ensemble_size, join_members, train_member
 from vqc.training.module import MASK_HEAD_PREFIX, ClassifierModule, without_mask_head
 from vqc.training.preflight import add_open_set, check_drift
 from vqc.training.progress import log_progress
-from vqc.training.recipe import report_choices, resolve_data_choices, resolve_training_choices
+from vqc.training.recipe import (
+    report_choices,
+    resolve_data_choices,
+    resolve_training_choices,
+    reuse_run_choices,
+)
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
 from vqc.training.sweep import metric_floor
 
@@ -186,7 +191,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     """Fit, then test the best checkpoint; returns the run's summary (also in summary.json)."""
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    choices = resolve_data_choices(cfg)  # the config's "auto" values, before the data is read
+    choices = resume_choices(cfg, run_dir)  # a resumed run keeps what it chose
+    choices += resolve_data_choices(cfg)  # the config's "auto" values, before the data is read
     datamodule = prepare_data(cfg)
     chosen, calibration = resolve_training_choices(cfg, datamodule)
     module = build_module(cfg, datamodule)
@@ -249,6 +255,15 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     log_run_files(loggers, run_dir, summary, cfg)
     _drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
     return summary
+
+
+def resume_choices(cfg: DictConfig, run_dir: Path) -> list[Any]:
+    """``ckpt_path`` set: the ``auto`` values of the run it resumes (``choices.json``)."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        return []
+    return reuse_run_choices(cfg, run_dir / "checkpoints" / "last.ckpt" if ckpt == "last"
+                             else ckpt)
 
 
 def _drop_last_checkpoint(cfg: DictConfig, run_dir: Path, sweep_job: bool) -> None:
