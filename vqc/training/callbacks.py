@@ -203,7 +203,7 @@ class ScheduleFitsMaxTime(L.Callback):
     at the slower of the mean pace and the last epoch's, and moves the end of every schedule
     it knows (:func:`vqc.training.schedules.shorten_schedule`) there if that is sooner than
     planned: a machine that gets busier halfway through still ends its schedule before the
-    time does. A plan is never lengthened.
+    time does. A plan is never lengthened, and training stops where it ends.
     """
 
     def __init__(self) -> None:
@@ -243,6 +243,8 @@ class ScheduleFitsMaxTime(L.Callback):
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             epochs = min(epochs, trainer.max_epochs)
         if self.planned_epochs is not None and epochs >= self.planned_epochs:
+            if trainer.current_epoch + 1 >= self.planned_epochs:  # the schedule has ended:
+                trainer.should_stop = True  # more epochs at its floor would change nothing
             return
         self.planned_epochs = epochs
         steps = (trainer.global_step - self._first_step) / done
