@@ -63,7 +63,7 @@ CASES = (
     InspectorCase("EfficientNet-Lite0, PaDiM + pooled + quality + gate (the demo's)",
                   {"name": "efficientnet_lite0", "pretrained": False},
                   ("stage1", "stage2", "stage4"), pooled_and_gate=True),
-    InspectorCase("EfficientNet-Lite1, stage2 statistics + gate (as experiment=magnetic_tile)",
+    InspectorCase("EfficientNet-Lite1, stage2 statistics + gate (the default recipe)",
                   {"name": "efficientnet_lite1", "pretrained": False}, (),
                   pooled_and_gate=True, pooled_only=True, stats_layer="stage2"),
     InspectorCase("EfficientNet-Lite0 x2 (ensemble=2), pooled + gate",

@@ -237,7 +237,8 @@ TRAINER = [
     _count("trainer.accumulate_grad_batches", 1),
 ]
 DRIFT_KEYS = [
-    _flag("enabled"), _rate("target_rate"), _rate("gate_rate"), _count("n_features", 1),
+    _flag("enabled"), Rule("target_rate", "number", 0, 1, open_low=True, open_high=True,
+                           also=("auto",)), _rate("gate_rate"), _count("n_features", 1),
     Rule("eps", "number", 0, open_low=True), Rule("sigma", "number", 0), _flag("upsample"),
     Rule("fit_on", "choice", choices=("all", "good", "per_lib", "good_per_lib")),
     Rule("sampler", "choice", choices=("torch", "python")), _flag("per_lib_thresholds"),

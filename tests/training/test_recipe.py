@@ -85,8 +85,8 @@ def test_too_few_calibration_images_are_warned_of_before_training(tmp_path):
 
 def test_epochs_and_class_shares_are_chosen_and_recorded(tmp_path):
     cfg = _compose(tmp_path)
-    chosen, _ = resolve_training_choices(cfg, _datamodule({"good": (600, 150), "dent": (200, 50),
-                                                           "drift": (0, 0)}))
+    chosen = resolve_training_choices(cfg, _datamodule({"good": (600, 150), "dent": (200, 50),
+                                                        "drift": (0, 0)}))
     values = {c.key: c.value for c in chosen}
     assert values["trainer.max_epochs"] == 18  # 800 images: 25 batches, 450 / 25
     assert cfg.trainer.max_epochs == values["trainer.max_epochs"]
@@ -135,3 +135,26 @@ def test_a_checkpoint_is_tested_at_the_size_its_run_chose(tmp_path):
     other = _compose(tmp_path)
     reuse_run_choices(other, str(tmp_path / "elsewhere.ckpt"))  # no run folder: warned,
     assert other.data.preprocess.size == "auto"  # chosen from the data as training does
+
+
+@pytest.mark.parametrize(("scores", "rate"), [(1076, 0.001), (1968, 0.001), (499, 0.002),
+                                              (120, 0.005)])
+def test_the_false_drift_budget_is_as_low_as_the_scores_bound(scores, rate):
+    from vqc.training.recipe import plan_target_rate
+
+    assert plan_target_rate(scores) == pytest.approx(rate)
+
+
+def test_the_rate_is_chosen_from_the_cross_fitted_count(tmp_path):
+    from vqc.training.recipe import resolve_drift_choices
+
+    cfg = _compose(tmp_path)
+    chosen, _ = resolve_drift_choices(cfg, _datamodule({"good": (300, 75), "dent": (100, 24),
+                                                        "drift": (0, 0)}))
+    assert cfg.drift.target_rate == pytest.approx(1 / 500)  # 499 scores: their largest
+    assert [c.key for c in chosen] == ["drift.target_rate"]
+    with open_dict(cfg):
+        cfg.drift.cross_fit, cfg.drift.target_rate = 0, "auto"
+    resolve_drift_choices(cfg, _datamodule({"good": (300, 75), "dent": (100, 24),
+                                            "drift": (0, 0)}))
+    assert cfg.drift.target_rate == 0.005  # 99 validation scores: the largest, warned of

@@ -120,7 +120,9 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     else:
         kind = str(cfg.get("type") or DEFAULT_TYPE)
         detectors = {kind: _entry(kind, cfg, good_code)}
-    rate = float(decision.get("target_rate", DEFAULT_TARGET_RATE))
+    rate = decision.get("target_rate", DEFAULT_TARGET_RATE)
+    # "auto" is chosen when a run starts (vqc.training.recipe); parsed before that, the largest
+    rate = float(DEFAULT_TARGET_RATE if rate == "auto" else rate)
     if not 0.0 < rate < 1.0:
         raise ConfigError(f"drift.target_rate must be in (0, 1), got {rate!r}")
     gate_rate = float(decision.get("gate_rate", DEFAULT_GATE_RATE))

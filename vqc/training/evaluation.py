@@ -21,7 +21,11 @@ from vqc.training.callbacks import configured_callbacks
 from vqc.training.loggers import build_loggers, record_warnings
 from vqc.training.members import ensemble_size
 from vqc.training.preflight import check_drift
-from vqc.training.recipe import resolve_training_choices, reuse_run_choices
+from vqc.training.recipe import (
+    resolve_drift_choices,
+    resolve_training_choices,
+    reuse_run_choices,
+)
 from vqc.training.task import (
     _check_checkpoint,
     build_inspector,
@@ -78,7 +82,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     without_mask_training(cfg)
     reuse_run_choices(cfg, ckpt)  # the size its run chose, not one chosen from this data
     datamodule = prepare_data(cfg)
-    _, calibration = resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
+    resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
     module = build_module(cfg, datamodule)
     _check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
@@ -91,7 +95,8 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks,
                                      enable_checkpointing=False)
     fitted = bool(cfg.get("fit_inspector", True))
-    early = [*check_drift(cfg, module.network), *calibration] if fitted else []  # as training
+    early = [*check_drift(cfg, module.network), *resolve_drift_choices(cfg, datamodule)[1]] \
+        if fitted else []  # drift fitted as in training: layer and rate chosen alike
     warnings = [w for w in (random_frozen_warning(module.model), _one_member(cfg, ckpt), *early)
                 if w]
     for text in warnings:

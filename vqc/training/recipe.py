@@ -5,6 +5,7 @@
 - ``data.columns.mask: auto``: a CSV's ``mask`` column when it has one;
 - ``module.mask_weight: auto``: learn from pixel masks when the data gives them;
 - ``trainer.max_epochs: auto``: about ``TARGET_STEPS`` optimiser steps, whatever the set's size;
+- ``drift.target_rate: auto``: as low a false-drift rate as the calibration images bound;
 
 and what is only reported: each class's share of the training draws, and validation too small
 to bound the false-drift rate. Each choice is logged, saved in ``choices.json`` and the run's
@@ -42,6 +43,8 @@ MIN_EPOCHS, MAX_EPOCHS = 4, 30
 MASK_WEIGHT = 1.0
 #: The CSV column ``data.columns.mask: auto`` looks for.
 MASK_COLUMN = "mask"
+#: ``drift.target_rate: auto`` lies between these false-drift rates.
+LOWEST_RATE, HIGHEST_RATE = 0.001, 0.005
 
 
 @dataclass(frozen=True)
@@ -148,11 +151,15 @@ def reuse_run_choices(cfg: DictConfig, checkpoint: str | Path) -> list[Choice]:
 
 
 # -- once the data is split --------------------------------------------------------------------
-def resolve_training_choices(cfg: DictConfig, datamodule: Any) -> tuple[list[Choice], list[str]]:
-    """The epochs (before the module and trainer are built), the class weights and the
-    calibration counts; returns the choices and the warnings for the run."""
-    choices = [*_epoch_choices(cfg, len(datamodule.train_frame)), _class_weights(cfg, datamodule)]
-    return choices, calibration_warnings(cfg, datamodule)
+def resolve_training_choices(cfg: DictConfig, datamodule: Any) -> list[Choice]:
+    """The epochs (before the module and trainer are built) and the class weights."""
+    return [*_epoch_choices(cfg, len(datamodule.train_frame)), _class_weights(cfg, datamodule)]
+
+
+def resolve_drift_choices(cfg: DictConfig, datamodule: Any) -> tuple[list[Choice], list[str]]:
+    """Once the drift layers are checked (which may turn cross-fitting off): the false-drift
+    rate and the warnings on too few calibration images."""
+    return _rate_choice(cfg, datamodule), calibration_warnings(cfg, datamodule)
 
 
 def plan_epochs(train_images: int, batch_size: int) -> tuple[int, int | None]:
@@ -198,6 +205,37 @@ def _class_weights(cfg: DictConfig, datamodule: Any) -> Choice:
     return Choice("class_shares", shares, f"{why}; training images {trained}")
 
 
+def calibration_count(cfg: DictConfig, datamodule: Any) -> tuple[int, str]:
+    """Known-class images whose scores set the drift threshold, and where they come from:
+    training and validation when cross-fitted, else validation."""
+    counts = datamodule.class_counts()
+    known = [n for n in counts.index if n != datamodule.classes.open_set]
+    val = int(counts.loc[known, "val"].sum())
+    cross_fit = cfg.drift.get("cross_fit") or 0
+    if cross_fit:
+        labelled = val + int(counts.loc[known, "train"].sum())
+        return labelled, f"{cross_fit}-fold cross-fit of training and validation"
+    return val, "validation"
+
+
+def plan_target_rate(scores: int) -> float:
+    """``drift.target_rate: auto``: as low a false-drift rate as ``scores`` calibration scores
+    bound (``1 / (n + 1)``: the threshold is then their largest), from ``LOWEST_RATE`` to
+    ``HIGHEST_RATE``. A GOOD part called drift costs as much as an escape, so the budget is
+    spent only where too few scores leave no lower one."""
+    return min(max(1 / (scores + 1), LOWEST_RATE), HIGHEST_RATE)
+
+
+def _rate_choice(cfg: DictConfig, datamodule: Any) -> list[Choice]:
+    if not drift_fitted(cfg) or not _is_auto(cfg, "drift.target_rate"):
+        return []
+    scores, where = calibration_count(cfg, datamodule)
+    rate = plan_target_rate(scores)
+    _set(cfg, "drift.target_rate", rate)
+    return [Choice("drift.target_rate", rate, f"{scores} calibration scores ({where}) bound "
+                   f"{rate:.3g} at best, within {LOWEST_RATE:g}..{HIGHEST_RATE:g}")]
+
+
 def drift_fitted(cfg: DictConfig) -> bool:
     """Whether an inspector with drift will be fitted: training's ``inspector: true|false``,
     or evaluation's ``fit_inspector`` (there ``inspector`` is a file to score, or null)."""
@@ -216,11 +254,7 @@ def calibration_warnings(cfg: DictConfig, datamodule: Any) -> list[str]:
     drift = cfg.drift
     settings = drift_settings(OmegaConf.to_container(drift, resolve=True))  # type: ignore[arg-type]
     counts = datamodule.class_counts()
-    known = [n for n in counts.index if n != datamodule.classes.open_set]
-    val = int(counts.loc[known, "val"].sum())
-    labelled = val + int(counts.loc[known, "train"].sum())
-    scores, where = (labelled, f"{settings.cross_fit}-fold cross-fit of training and "
-                     "validation") if settings.cross_fit else (val, "validation")
+    scores, where = calibration_count(cfg, datamodule)
     warnings = []
     need = min_normal_count(settings.target_rate)
     if scores < need:

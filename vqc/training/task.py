@@ -42,6 +42,7 @@ from vqc.training.progress import log_progress
 from vqc.training.recipe import (
     report_choices,
     resolve_data_choices,
+    resolve_drift_choices,
     resolve_training_choices,
     reuse_run_choices,
 )
@@ -194,10 +195,11 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     choices = resume_choices(cfg, run_dir)  # a resumed run keeps what it chose
     choices += resolve_data_choices(cfg)  # the config's "auto" values, before the data is read
     datamodule = prepare_data(cfg)
-    chosen, calibration = resolve_training_choices(cfg, datamodule)
+    choices += resolve_training_choices(cfg, datamodule)
     module = build_module(cfg, datamodule)
-    choices += chosen
     early = check_drift(cfg, module.network, choices)  # drift layers fit the model: fail now
+    rate, calibration = resolve_drift_choices(cfg, datamodule)
+    choices += rate
     resume = _resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
     callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
