@@ -188,6 +188,45 @@ def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
     return result
 
 
+def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> Result:
+    """Refit drift and rescore stored runs of ``dev`` with ``eval.py`` (their best checkpoints,
+    their own overrides, today's drift settings): a drift-only change needs no retraining,
+    since training does not read drift. Minutes and epochs stay those of the training runs."""
+    stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
+    runs = []
+    for run_dir in run_dirs:
+        trained = json.loads((run_dir / "summary.json").read_text())
+        out = ROOT / "outputs" / "bench" / f"{PREFIX}_{dev.name}_rescored_{stamp}_{run_dir.name}"
+        command = [sys.executable, str(ROOT / "eval.py"),
+                   f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={out}"]
+        log(" ".join(command[1:]))
+        subprocess.run(command, cwd=ROOT, check=True)
+        summary = json.loads((out / "summary.json").read_text())
+        old = next((r for r in _stored_runs(run_dir) if r), None)
+        figures = figures_of(summary, old["seconds"] if old else None,
+                             old["seed"] if old else None)
+        figures.update(run_dir=str(run_dir.relative_to(ROOT)), epochs=trained.get("epochs"),
+                       choices=trained.get("choices"), warnings=summary.get("warnings"),
+                       rescored=str(out.relative_to(ROOT)))
+        runs.append(figures)
+    result = Result(f"{PREFIX}_{dev.name}", {
+        "set": dev.name, "overrides": ["experiment=magnetic_tile"] if dev.name == "magnetic_tile"
+        else [], "rescored": True, "seeds": [r["seed"] for r in runs],
+        "per_seed": worst_first(runs)}, False)
+    log(f"wrote {result.save(results)}")
+    return result
+
+
+def _stored_runs(run_dir: Path) -> list[dict[str, Any]]:
+    """The stored bench figures of ``run_dir`` (its seed and minutes), from any result."""
+    found = []
+    for path in RESULTS.glob("*/*.json"):
+        for run in json.loads(path.read_text())["figures"].get("per_seed", []):
+            if run.get("run_dir") == str(run_dir.relative_to(ROOT)):
+                found.append(run)
+    return found
+
+
 def run(quick: bool, device: str = "cpu", sets: Sequence[str] | None = None,
         seeds: Sequence[int] = DEFAULT_SEEDS) -> list[Result]:
     chosen = list(sets or SETS)
@@ -203,7 +242,14 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--sets", nargs="+", default=list(SETS), help=f"among {list(SETS)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    parser.add_argument("--rescore", type=Path, nargs="+", metavar="RUN_DIR",
+                        help="refit drift on these stored runs of the one set of --sets")
     args = parser.parse_args()
+    if args.rescore:
+        if len(args.sets) != 1:
+            parser.error("--rescore: name the runs' set with --sets")
+        rescore(SETS[args.sets[0]], [p.resolve() for p in args.rescore])
+        return
     run(args.quick, args.device, args.sets, args.seeds)
 
 

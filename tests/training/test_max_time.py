@@ -30,9 +30,9 @@ def rates(run: Path) -> pd.DataFrame:
 def test_schedule_reaches_its_floor_at_the_estimated_stop(tiny_csv_set, tmp_path, monkeypatch,
                                                           module):
     """4 epochs of 3 steps allowed, 5 minutes of time, a first epoch that took 100 s: about 3
-    epochs fit, so the schedule (per step for finetune, per epoch for default) ends with the
-    third epoch, far below where a 4-epoch schedule would be, and training stops there."""
-    ticks = itertools.chain([0.0, 100.0], itertools.repeat(100.0))  # later epochs: no time
+    epochs fit, so the schedule (per step for finetune, per epoch for default) must be at its
+    floor (0) when the 4th epoch starts, not where a 4-epoch schedule would be."""
+    ticks = itertools.count(0.0, 100.0)  # every epoch takes 100 s
     monkeypatch.setattr(ScheduleFitsMaxTime, "clock", staticmethod(lambda: next(ticks)))
     run = tmp_path / "run"
     cfg = _cfg(fast_overrides(tiny_csv_set, tmp_path, "depth=2", f"module={module}",
@@ -41,20 +41,22 @@ def test_schedule_reaches_its_floor_at_the_estimated_stop(tiny_csv_set, tmp_path
                               "inspector=false", "figures.enabled=false",
                               "data.balanced=false"), run)
     summary = train(cfg)
-    assert summary["epochs"] == 3  # three epochs ran: the third ended the plan, and training
+    assert summary["epochs"] == 4  # the real clock did not stop it: only the plan changed
     lr = rates(run)
     steps_per_epoch = 3
-    last = lr.index.max()
-    assert last == 3 * steps_per_epoch - 1  # no fourth epoch at the schedule's floor
-    # the rate near the end is far below where a 4-epoch schedule would be there
+    start_of_fourth = 3 * steps_per_epoch
+    assert lr.index.max() >= start_of_fourth
+    at_fourth = lr.loc[start_of_fourth].to_numpy()
+    assert (at_fourth < 1e-3 * LR).all(), lr
+    # without the time limit the 4-epoch schedule would still be well above its floor there
     if module == "finetune":
-        planned = warmup_cosine_factor(last, 4 * steps_per_epoch, 0, steps_per_epoch, 0.0)
+        planned = warmup_cosine_factor(start_of_fourth, 4 * steps_per_epoch, 0,
+                                       steps_per_epoch, 0.0)
     else:
         import math
 
-        planned = 0.5 * (1 + math.cos(math.pi * 2 / 4))
+        planned = 0.5 * (1 + math.cos(math.pi * 3 / 4))
     assert planned > 0.1
-    assert (lr.loc[last].to_numpy() < 0.6 * planned * LR).all(), lr
     assert (lr.loc[0].to_numpy() > 0).any()  # it did train
 
 
@@ -71,7 +73,8 @@ def test_no_time_limit_keeps_the_schedule_of_max_epochs(tiny_csv_set, tmp_path):
 
 def test_a_machine_that_slows_down_halfway_shortens_the_plan_again():
     """Epoch 1 in 10 s of a 100 s budget: 10 epochs fit; epoch 2 takes 40 s, so at its pace
-    only one more fits (50 s left): the plan is shortened a second time, never lengthened."""
+    only one more fits (50 s left): the plan is shortened; epoch 3 takes 1 s, and the plan is
+    lengthened again at the mean pace."""
     from types import SimpleNamespace
 
     from lightning.pytorch.callbacks import Timer
@@ -91,8 +94,7 @@ def test_a_machine_that_slows_down_halfway_shortens_the_plan_again():
     assert callback.planned_epochs == 3  # 2 + floor(50 / 40): the last epoch's pace
     trainer.current_epoch, trainer.global_step = 2, 15
     callback.on_train_epoch_end(trainer, None)  # 51 s: at the mean pace 17 s, 2 more fit
-    assert callback.planned_epochs == 3  # never lengthened
-    assert trainer.should_stop  # the third epoch was the last of the plan
+    assert callback.planned_epochs == 5  # the machine is free again: lengthened
 
 
 def test_a_resumed_run_counts_the_time_spent_before_it_stopped():

@@ -21,7 +21,7 @@ from torch import Tensor
 from vqc.classes import ClassSet
 from vqc.plotting import save_figure, tsne_figure
 from vqc.training.figures import misclassified_figure
-from vqc.training.schedules import shorten_schedule
+from vqc.training.schedules import schedule_length, shorten_schedule
 
 log = logging.getLogger(__name__)
 
@@ -201,9 +201,9 @@ class ScheduleFitsMaxTime(L.Callback):
     stopped earlier by its time limit would end with its rate barely decayed. After every
     epoch (its training and validation) this estimates how many epochs fit in the time left,
     at the slower of the mean pace and the last epoch's, and moves the end of every schedule
-    it knows (:func:`vqc.training.schedules.shorten_schedule`) there if that is sooner than
-    planned: a machine that gets busier halfway through still ends its schedule before the
-    time does. A plan is never lengthened, and training stops where it ends.
+    it knows (:func:`vqc.training.schedules.shorten_schedule`) there: sooner when the machine
+    got busier, later again (never past the first plan) when it got free, so that a burst of
+    load in the first epochs does not cut the whole run short.
     """
 
     def __init__(self) -> None:
@@ -212,6 +212,7 @@ class ScheduleFitsMaxTime(L.Callback):
         self._first_step = 0
         self._first_epoch = 0
         self._spent = 0.0
+        self._longest: list[tuple[str, int] | None] = []
         self.planned_epochs: int | None = None
 
     @staticmethod
@@ -225,6 +226,7 @@ class ScheduleFitsMaxTime(L.Callback):
         timer = next((c for c in trainer.callbacks if isinstance(c, Timer)), None)
         # a resumed run: the Timer brings back the time spent before, which is not left
         self._spent = float(timer.time_elapsed("train")) if timer is not None else 0.0
+        self._longest = [schedule_length(c.scheduler) for c in trainer.lr_scheduler_configs]
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self._start is None or self._last is None:
@@ -242,15 +244,15 @@ class ScheduleFitsMaxTime(L.Callback):
         epochs = trainer.current_epoch + 1 + left
         if trainer.max_epochs is not None and trainer.max_epochs > 0:
             epochs = min(epochs, trainer.max_epochs)
-        if self.planned_epochs is not None and epochs >= self.planned_epochs:
-            if trainer.current_epoch + 1 >= self.planned_epochs:  # the schedule has ended:
-                trainer.should_stop = True  # more epochs at its floor would change nothing
+        if epochs == self.planned_epochs or (self.planned_epochs is None and epochs ==
+                                              trainer.max_epochs):
             return
         self.planned_epochs = epochs
         steps = (trainer.global_step - self._first_step) / done
         total = trainer.global_step + round((epochs - trainer.current_epoch - 1) * steps)
-        changed = [shorten_schedule(config.scheduler, total, epochs)
-                   for config in trainer.lr_scheduler_configs]
+        longest = self._longest or [None] * len(trainer.lr_scheduler_configs)
+        changed = [shorten_schedule(config.scheduler, total, epochs, first)
+                   for config, first in zip(trainer.lr_scheduler_configs, longest, strict=False)]
         if any(changed):
             log.info("max_time: about %d epochs fit; the learning-rate schedule now ends "
                      "after epoch %d (step %d)", epochs, epochs, total)

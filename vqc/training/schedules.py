@@ -86,15 +86,21 @@ def schedule_length(scheduler: LRScheduler) -> tuple[str, int] | None:
     return None
 
 
-def shorten_schedule(scheduler: LRScheduler, total_steps: int, epochs: int) -> bool:
+def shorten_schedule(scheduler: LRScheduler, total_steps: int, epochs: int,
+                     longest: tuple[str, int] | None = None) -> bool:
     """End ``scheduler`` at ``total_steps`` (per-step schedules) or after ``epochs`` (per-epoch
-    ones) when that is sooner than now; whether it changed. The head-only phase is kept."""
+    ones) when that is sooner than now, or, given ``longest`` (its first ``schedule_length``),
+    later but not past it; whether it changed. The head-only phase is kept."""
     length = schedule_length(scheduler)
     if length is None:
         return False
     unit, current = length
     target = total_steps if unit == "steps" else epochs
-    if target >= current or target < 1:
+    if longest is not None and longest[0] == unit:
+        target = min(target, longest[1])
+    elif target >= current:
+        return False
+    if target == current or target < 1:
         return False
     if isinstance(scheduler, CosineAnnealingLR):
         scheduler.T_max = target
