@@ -78,6 +78,7 @@ def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path):
 
     data = write_tiny_csv_set(tmp_path / "set", per_class=12)
     overrides = [o for o in fast_overrides(data, tmp_path, "depth=2", "drift=stats_gate",
+                                           "unfreeze=1",  # block1 frozen: cross-fit valid
                                            "drift.detectors.pooled.layer=block1",
                                            "drift.cross_fit=2", "figures.enabled=false")
                  if not o.startswith("drift.n_features")]  # PaDiM's, not in stats_gate

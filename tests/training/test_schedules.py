@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 
-from vqc.errors import ConfigError
 from vqc.training.schedules import warmup_cosine, warmup_cosine_factor
 
 
@@ -40,7 +39,15 @@ def test_backbone_waits_for_the_head_only_epochs() -> None:
     assert rates[19][1] < 0.01 and rates[19][0] < 0.01
 
 
-def test_head_only_longer_than_the_run_is_refused() -> None:
-    optimizer = torch.optim.SGD(torch.nn.Linear(1, 1).parameters(), lr=1.0)
-    with pytest.raises(ConfigError, match="head_only_epochs"):
-        warmup_cosine(optimizer, total_steps=10, steps_per_epoch=5, head_only_epochs=2)
+def test_head_only_longer_than_the_run_gives_way(caplog) -> None:
+    """A one-epoch run (debug=default) with a head-only epoch: the backbone trains at once."""
+    import logging
+
+    layer = torch.nn.Linear(1, 1)
+    optimizer = torch.optim.SGD([{"params": layer.parameters(), "name": "backbone"}], lr=1.0)
+    with caplog.at_level(logging.WARNING, logger="vqc"):
+        schedule = warmup_cosine(optimizer, total_steps=10, steps_per_epoch=5,
+                                 head_only_epochs=2, warmup_epochs=0)
+    assert schedule.lr_lambdas[0].start == 0
+    assert schedule.lr_lambdas[0](0) == 1.0  # no hold: the backbone's rate from step 0
+    assert "head_only_epochs=2 would leave no step" in caplog.text
