@@ -67,6 +67,8 @@ def set_section(name: str, result: dict[str, Any], goals: list[list[str]], tag: 
            "worst (highest cost ratio) first. Chosen by the run: input size "
            + ", ".join(sorted({_chosen(r, 'data.preprocess.size') for r in runs}))
            + "; epochs " + ", ".join(str(r.get("epochs")) for r in runs) + ".", ""]
+    if f.get("note"):
+        out += [f"How the runs were made: {f['note']}.", ""]
     header = ["figure", *(f"seed {r.get('seed')}" + (" (worst)" if i == 0 else "")
                           for i, r in enumerate(runs))]
     figures = [set_figures(r) for r in runs]
