@@ -23,26 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, arguments, log
-from bench.real_data import DEFAULT_DATA, figures_of, headline
+from bench.real_data import DEFAULT_DATA, Goal, figures_of, headline
 
 PREFIX = "default_recipe"
 DEFAULT_SEEDS = (0, 1, 2)
-
-
-@dataclass(frozen=True)
-class SetGoal:
-    """A target on one run's figures (``set_figures``); all bounds must hold."""
-
-    name: str
-    target: str
-    bounds: tuple[tuple[str, str, float], ...]
-
-    def met(self, figures: dict[str, float | None]) -> bool:
-        for key, op, limit in self.bounds:
-            value = figures.get(key)
-            if value is None or not (value <= limit if op == "<=" else value >= limit):
-                return False
-        return True
 
 
 @dataclass(frozen=True)
@@ -52,35 +36,35 @@ class DevSet:
     name: str
     title: str
     prepare: Callable[[], list[str] | None]  # overrides, or None when the data is missing
-    goals: tuple[SetGoal, ...]
+    goals: tuple[Goal, ...]
 
 
-def _time(limit: float) -> SetGoal:
-    return SetGoal("minutes a run", f"<= {limit:g}", (("minutes", "<=", limit),))
+def _time(limit: float) -> Goal:
+    return Goal("minutes a run", f"<= {limit:g}", (("minutes", "<=", limit),))
 
 
-DRIFT_GOAL = SetGoal("drift caught, false drift", ">= 90%, <= 1%",
+DRIFT_GOAL = Goal("drift caught, false drift", ">= 90%, <= 1%",
                      (("drift_caught", ">=", 0.90), ("false_drift", "<=", 0.01)))
 MAGNETIC_GOALS = (
-    SetGoal("defect escapes", "0", (("escapes", "<=", 0.0),)),
-    SetGoal("GOOD flagged", "<= 5%", (("good_flagged", "<=", 0.05),)),
-    SetGoal("macro recall", ">= 0.95", (("macro_recall", ">=", 0.95),)),
-    SetGoal("drift AUROC", ">= 0.99", (("drift_auroc", ">=", 0.99),)),
+    Goal("defect escapes", "0", (("escapes", "<=", 0.0),)),
+    Goal("GOOD flagged", "<= 5%", (("good_flagged", "<=", 0.05),)),
+    Goal("macro recall", ">= 0.95", (("macro_recall", ">=", 0.95),)),
+    Goal("drift AUROC", ">= 0.99", (("drift_auroc", ">=", 0.99),)),
     DRIFT_GOAL,
-    SetGoal("cost ratio", "<= 0.10", (("cost_ratio", "<=", 0.10),)),
+    Goal("cost ratio", "<= 0.10", (("cost_ratio", "<=", 0.10),)),
     _time(30),
 )
 ELPV_GOALS = (
-    SetGoal("4-level accuracy", ">= 0.90", (("accuracy", ">=", 0.90),)),
-    SetGoal("severe cells passed as functional", "<= 2%", (("severe_passed", "<=", 0.02),)),
-    SetGoal("functional cells flagged", "<= 10%", (("good_flagged", "<=", 0.10),)),
+    Goal("4-level accuracy", ">= 0.90", (("accuracy", ">=", 0.90),)),
+    Goal("severe cells passed as functional", "<= 2%", (("severe_passed", "<=", 0.02),)),
+    Goal("functional cells flagged", "<= 10%", (("good_flagged", "<=", 0.10),)),
     _time(30),
 )
 ELPV_DRIFT_GOALS = (DRIFT_GOAL, _time(30))
 DEMO_GOALS = (
-    SetGoal("defect escapes", "0", (("escapes", "<=", 0.0),)),
-    SetGoal("GOOD accepted", ">= 90%", (("good_accepted", ">=", 0.90),)),
-    SetGoal("drift caught", ">= 80%", (("drift_caught", ">=", 0.80),)),
+    Goal("defect escapes", "0", (("escapes", "<=", 0.0),)),
+    Goal("GOOD accepted", ">= 90%", (("good_accepted", ">=", 0.90),)),
+    Goal("drift caught", ">= 80%", (("drift_caught", ">=", 0.80),)),
     _time(6),
 )
 

@@ -150,6 +150,15 @@ def reuse_run_choices(cfg: DictConfig, checkpoint: str | Path) -> list[Choice]:
     return reused
 
 
+def resume_choices(cfg: DictConfig, run_dir: Path) -> list[Choice]:
+    """``ckpt_path`` set: the ``auto`` values of the run it resumes (``choices.json``)."""
+    ckpt = cfg.get("ckpt_path")
+    if not ckpt:
+        return []
+    return reuse_run_choices(cfg, run_dir / "checkpoints" / "last.ckpt" if ckpt == "last"
+                             else ckpt)
+
+
 # -- once the data is split --------------------------------------------------------------------
 def resolve_training_choices(cfg: DictConfig, datamodule: Any) -> list[Choice]:
     """The epochs (before the module and trainer are built) and the class weights."""

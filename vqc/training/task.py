@@ -44,7 +44,7 @@ from vqc.training.recipe import (
     resolve_data_choices,
     resolve_drift_choices,
     resolve_training_choices,
-    reuse_run_choices,
+    resume_choices,
 )
 from vqc.training.review import define_best_metrics, log_inspection, log_run_files
 from vqc.training.sweep import metric_floor
@@ -257,15 +257,6 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     log_run_files(loggers, run_dir, summary, cfg)
     _drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
     return summary
-
-
-def resume_choices(cfg: DictConfig, run_dir: Path) -> list[Any]:
-    """``ckpt_path`` set: the ``auto`` values of the run it resumes (``choices.json``)."""
-    ckpt = cfg.get("ckpt_path")
-    if not ckpt:
-        return []
-    return reuse_run_choices(cfg, run_dir / "checkpoints" / "last.ckpt" if ckpt == "last"
-                             else ckpt)
 
 
 def _drop_last_checkpoint(cfg: DictConfig, run_dir: Path, sweep_job: bool) -> None:
