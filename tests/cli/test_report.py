@@ -32,7 +32,9 @@ def test_training_summary(recorded: Console, tmp_path) -> None:
     whole = score_predictions(T, T)
     summary = json.loads(json.dumps({  # through JSON, as summary.json holds it
         "run_dir": str(tmp_path), "best_checkpoint": "best.ckpt", "optimized_metric": "val/pwa",
-        "metric": 0.5, "test": test.to_dict(), "decision": "bayes",
+        "metric": 0.5, "best_monitor": "val/loss",
+        "best": {"monitor": "val/loss", "score": 0.25, "epoch": 3, "metrics": {}},
+        "test": test.to_dict(), "decision": "bayes",
         "test_decisions": {rule: r.to_dict() for rule, r in decisions.items()},
         "inspection": {"report": whole.to_dict(), "classifier_only": test.to_dict(),
                        "drift_auroc": 0.9, "false_drift_rate": 0.0, "drift_recall": 1.0},
@@ -42,7 +44,7 @@ def test_training_summary(recorded: Console, tmp_path) -> None:
     for words in ("PWA (official)", "0.7790", "always 'Missing': PWA 0.9880",
                   "1 / 7 (14.3%)", "Per class", "Confusion matrix", "warning: no lift",
                   "Decision rules", f"{decisions['bayes'].pwa:.4f}",
-                  "best checkpoint: best.ckpt (val/pwa = 0.5000)"):
+                  "best checkpoint: best.ckpt (val/loss = 0.2500, epoch 3)"):
         assert words in text, words
     # the whole inspection is the headline, printed before the classifier alone, named by rule
     headline = text.index("Test: the whole inspection (drift detector + classifier)")

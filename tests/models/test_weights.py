@@ -168,7 +168,7 @@ def test_unreachable_hub_fails_fast(empty_caches: Path, monkeypatch: pytest.Monk
     for var in pretrained_mod.OFFLINE_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setattr(pretrained_mod, "host_reachable", lambda host, *a, **k: False)
-    with pytest.raises(ConfigError, match=r"huggingface\.co is unreachable.*model\.weights="):
+    with pytest.raises(ConfigError, match=r"(?s)huggingface\.co is unreachable.*model\.weights="):
         build_model("resnet18", 6, pretrained=True)
 
 

@@ -61,6 +61,9 @@ def fast_overrides(data_root: Path, tmp: Path, *extra: str) -> list[str]:
     narrow = ["model.width=8"] if model in ("cnn", "basic_cnn") else []
     given = {e.split("=", 1)[0].lstrip("+~") for e in extra}
     classic = [f"{key}={value}" for key, value in CLASSIC.items() if key not in given]
+    if model.startswith(("resnet", "resnest")) and not given & {"model.pretrained",
+                                                                  "model.weights"}:
+        classic.append("model.pretrained=false")  # their ImageNet weights need a hub
     return [
         *classic,
         "data=csv", f"data.root={data_root}", "data.preprocess.size=[32,32]",

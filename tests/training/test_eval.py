@@ -147,3 +147,35 @@ def test_eval_refuses_a_bad_target_in_one_line(tiny_csv_set, tmp_path, monkeypat
     assert re.search(match, output), output[-2000:]
     assert "Traceback" not in output
     assert not (out / "summary.json").exists() and not (out / "config_tree.txt").exists()
+
+
+def test_the_best_checkpoint_is_named_by_its_own_monitor(tmp_path, capsys, monkeypatch) -> None:
+    """Kept by validation loss: training, summary.json and eval.py name val/loss and its value
+    at the best epoch, and the sweep's metric (val/pwa) is read at that epoch, not the last."""
+    import pandas as pd
+
+    from tests.training.conftest import write_tiny_csv_set
+
+    data = write_tiny_csv_set(tmp_path / "set")
+    overrides = fast_overrides(data, tmp_path, "depth=2", "figures.enabled=false",
+                               "trainer.max_epochs=3", "lr=0.05",
+                               "callbacks.model_checkpoint.monitor=val/loss",
+                               "callbacks.model_checkpoint.mode=min")
+    run = tmp_path / "run"
+    assert run_script(train_cli.main, [*overrides, f"hydra.run.dir={run}"], monkeypatch) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    epochs = pd.read_csv(next(run.rglob("metrics.csv"))).dropna(subset=["val/loss"])
+    best_row = epochs.loc[epochs["val/loss"].idxmin()]
+    best = summary["best"]
+    assert best["monitor"] == summary["best_monitor"] == "val/loss"
+    assert best["score"] == pytest.approx(best_row["val/loss"])
+    assert best["epoch"] == int(best_row["epoch"]) + 1
+    assert summary["optimized_metric"] == "val/pwa"
+    assert summary["metric"] == pytest.approx(best_row["val/pwa"])
+    line = f"(val/loss = {best['score']:.4f}, epoch {best['epoch']})"
+    assert line in capsys.readouterr().out
+    out = tmp_path / "eval"
+    assert run_script(eval_cli.main, [f"ckpt_path={summary['best_checkpoint']}",
+                                      f"hydra.run.dir={out}"], monkeypatch) == 0
+    assert json.loads((out / "summary.json").read_text())["best"] == best
+    assert line in capsys.readouterr().out

@@ -52,12 +52,26 @@ def print_training_summary(summary: dict[str, Any]) -> None:
         if decisions:
             print_comparison(console, {rule: ScoreReport.from_dict(d)
                                        for rule, d in decisions.items()}, DECISIONS_TITLE)
-    console.print(f"best checkpoint: {summary.get('best_checkpoint')} "
-                  f"({summary.get('optimized_metric')} = {num(summary.get('metric'))})")
+    console.print(best_checkpoint_line(summary))
     console.print(f"run folder (pictures in figures/, summary.json): {summary['run_dir']}")
     wandb_dir = summary.get("wandb_dir")
     if wandb_dir:
         console.print(f"W&B run: {wandb_dir}  (upload with: wandb sync {wandb_dir})")
+
+
+def best_checkpoint_line(summary: dict[str, Any]) -> str:
+    """``best checkpoint: PATH (val/loss = 0.1234, epoch 7)``: what chose it, and its value."""
+    best = summary.get("best") or {}
+    monitor = best.get("monitor") or summary.get("best_monitor")
+    score = best.get("score", summary.get("best_score"))
+    if monitor:
+        epoch = f", epoch {best['epoch']}" if best.get("epoch") else ""
+        why = f"{monitor} = {num(score)}{epoch}"
+    elif "best_monitor" in summary:
+        why = "the last epoch: no figure monitored"
+    else:  # a checkpoint written before the record was kept
+        why = "the checkpoint does not record what chose it"
+    return f"best checkpoint: {summary.get('best_checkpoint')} ({why})"
 
 
 def print_inspection(inspection: dict[str, Any]) -> None:

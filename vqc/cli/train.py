@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -31,9 +33,16 @@ def _names() -> tuple[str, str | None]:
     return run_dir.name, None
 
 
-def _folder_errors(argv: list[str]) -> str | None:
-    """Check the folders a run writes (its run or sweep folder, the image cache) before Hydra
-    creates them; a message naming the setting, or ``None`` when they are fine or unknown.
+#: Settings that decide where a model's weights come from: a sweep over them is expanded when
+#: the jobs' weights are checked, before Hydra starts (at most MAX_CHECKED_JOBS combinations).
+WEIGHT_KEYS = ("model", "model.name", "model.source", "model.pretrained", "model.weights")
+MAX_CHECKED_JOBS = 16
+
+
+def _early_errors(argv: list[str]) -> str | None:
+    """What would stop the run, found before Hydra starts and before any data is read: a run or
+    cache folder that cannot be created, or pretrained weights that cannot be had (in a sweep:
+    only when every job would stop, said once). A message naming the setting, or ``None``.
 
     Only plain overrides (and ``-m``) are looked at; with any other flag, or when the config
     does not compose, Hydra runs as usual and reports what it finds.
@@ -53,8 +62,15 @@ def _folder_errors(argv: list[str]) -> str | None:
 
         parsed = OverridesParser.create().parse_overrides(overrides)
         plain = [o.input_line for o in parsed if not o.is_sweep_override()]
+        swept = [[f"{o.input_line.split('=', 1)[0]}={v}" for v in o.sweep_string_iterator()]
+                 for o in parsed if o.is_sweep_override() and o.key_or_group in WEIGHT_KEYS]
+        n_jobs = math.prod(len(list(o.sweep_string_iterator()))
+                           for o in parsed if o.is_sweep_override())
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
             cfg = compose("train", plain, return_hydra_config=True)
+            jobs = list(itertools.islice(itertools.product(*swept), MAX_CHECKED_JOBS))
+            models = [compose("train", [*plain, *job]).model if job else cfg.model
+                      for job in jobs]
         run_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
         folders = {run_key: OmegaConf.select(cfg, run_key),
                    "paths.cache_dir": OmegaConf.select(cfg, "paths.cache_dir")}
@@ -66,12 +82,34 @@ def _folder_errors(argv: list[str]) -> str | None:
             parent = "paths.output_dir" if key.startswith("hydra.") else "paths.data_dir"
             return (f"{key}={folder}: cannot create this folder: {problem} (it lies under "
                     f"{parent} unless {key} is set itself)")
-    return None
+    return _weights_error(models, n_jobs if multirun else 1)
+
+
+def _weights_error(models: list[DictConfig], n_jobs: int) -> str | None:
+    """The error of a run whose pretrained weights cannot be had; in a sweep of ``n_jobs``,
+    said once when every job's cannot (a sweep where some can runs, and the others fail by
+    themselves)."""
+    from vqc.models import locate_weights
+
+    errors = []
+    for model in models:
+        try:
+            locate_weights(str(model.name), OmegaConf.to_container(model, resolve=True))
+        except VqcError as err:
+            errors.append(str(err))
+        except Exception:
+            return None  # not this check's to report: the run says what it is
+    if not errors or len(errors) < len(models):
+        return None
+    if n_jobs == 1:
+        return errors[0]
+    return (f"every job of this sweep ({n_jobs} jobs) would stop on its weights; none is run.\n"
+            + "\n".join(dict.fromkeys(errors)))
 
 
 def main() -> float | None:
     """``python train.py [overrides]``: the output folders are checked, then Hydra runs."""
-    problem = _folder_errors(sys.argv[1:])
+    problem = _early_errors(sys.argv[1:])
     if problem:
         print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
         sys.exit(2)

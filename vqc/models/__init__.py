@@ -25,7 +25,13 @@ from vqc.models.cnn import MAX_DEPTH, BasicCNN, ConvNet
 from vqc.models.efficientnet import EfficientNetBackbone, create_efficientnet
 from vqc.models.ensemble import EnsembleClassifier, ensemble_of, member_count
 from vqc.models.freeze import set_frozen_bn_eval, unfreeze
-from vqc.models.registry import build_model, family_of, family_options, model_names
+from vqc.models.registry import (
+    build_model,
+    family_of,
+    family_options,
+    locate_weights,
+    model_names,
+)
 from vqc.models.weights import LoadReport, load_state_dict_into, load_weights, read_state_dict
 
 #: Models trained from scratch (no pretrained weights exist for them).
@@ -55,6 +61,7 @@ __all__ = [
     "family_options",
     "load_state_dict_into",
     "load_weights",
+    "locate_weights",
     "member_count",
     "model_names",
     "read_state_dict",

@@ -21,7 +21,7 @@ from torch import nn
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.classifier import Classifier
-from vqc.models.pretrained import resolve_pretrained
+from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
 from vqc.models.weights import load_state_dict_into
 
@@ -148,7 +148,13 @@ def create_resnet(name: str, source: str = "timm", in_channels: int = 1) -> ResN
     return ResNetBackbone(net, name=name, source=source, num_features=num_features)
 
 
-@register_family("resnet", TIMM_ARCHS)
+def locate_resnet_weights(name: str, source: str = "timm", weights: str | None = None) -> str:
+    """Where :func:`build_resnet` would take ImageNet weights from (nothing is read)."""
+    key = str(name).strip().lower()
+    return locate_pretrained(key, check_resnet_name(key, source), source, none_if_blank(weights))
+
+
+@register_family("resnet", TIMM_ARCHS, locate=locate_resnet_weights)
 def build_resnet(
     name: str,
     num_classes: int,

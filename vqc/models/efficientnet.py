@@ -23,7 +23,7 @@ from torch import nn
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.classifier import Classifier
-from vqc.models.pretrained import resolve_pretrained
+from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
 from vqc.models.weights import load_state_dict_into
 
@@ -143,7 +143,12 @@ def create_efficientnet(name: str, in_channels: int = 1) -> EfficientNetBackbone
     return EfficientNetBackbone(net, name)
 
 
-@register_family("efficientnet_lite", ARCHS)
+def locate_efficientnet_weights(name: str, weights: str | None = None) -> str:
+    """Where :func:`build_efficientnet` would take ImageNet weights from (nothing is read)."""
+    return locate_pretrained(name, name, "timm", none_if_blank(weights), hub_name=ARCHS[name])
+
+
+@register_family("efficientnet_lite", ARCHS, locate=locate_efficientnet_weights)
 def build_efficientnet(
     name: str,
     num_classes: int,

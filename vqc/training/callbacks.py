@@ -26,6 +26,21 @@ from vqc.training.schedules import schedule_length, shorten_schedule
 log = logging.getLogger(__name__)
 
 
+#: Key of a checkpoint file (and of the callback's state) holding :func:`best_record`.
+BEST_KEY = "vqc_best"
+
+
+def best_record(trainer: L.Trainer, monitor: str, score: Tensor | None) -> dict[str, Any]:
+    """The monitor's name and value at this epoch, and every scalar figure logged beside it."""
+    metrics = {}
+    for name, value in trainer.callback_metrics.items():
+        tensor = torch.as_tensor(value)
+        if tensor.numel() == 1 and bool(torch.isfinite(tensor)):
+            metrics[name] = float(tensor)
+    return {"monitor": monitor, "score": None if score is None else float(score),
+            "epoch": int(trainer.current_epoch) + 1, "metrics": metrics}
+
+
 class FiniteModelCheckpoint(ModelCheckpoint):
     """A ``ModelCheckpoint`` that passes over non-finite monitored values instead of saving them.
 
@@ -49,14 +64,25 @@ class FiniteModelCheckpoint(ModelCheckpoint):
             return False
         return super().check_monitor_top_k(trainer, current)
 
+    #: What the best checkpoint was chosen by: ``{"monitor", "score", "epoch", "metrics"}``
+    #: (``epoch`` counted from 1, ``metrics`` every scalar logged that epoch); also saved in the
+    #: checkpoint file under :data:`BEST_KEY`, so ``eval.py`` can name it.
+    best_record: dict[str, Any] | None = None
+
     def _save_checkpoint(self, trainer: L.Trainer, filepath: str) -> None:
         if not _is_local_file_protocol(filepath):
             super()._save_checkpoint(trainer, filepath)
             return
         path = Path(filepath)
         tmp = path.with_name(f".{path.name}.partial")
+        if self.monitor is not None:
+            self.best_record = best_record(trainer, self.monitor, self.current_score)
         try:
-            trainer.save_checkpoint(tmp, self.save_weights_only)
+            checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
+            if self.best_record is not None:
+                checkpoint[BEST_KEY] = self.best_record
+            trainer.strategy.save_checkpoint(checkpoint, tmp)
+            trainer.strategy.barrier("FiniteModelCheckpoint._save_checkpoint")
             if trainer.is_global_zero and tmp.is_file():
                 os.replace(tmp, path)
         except BaseException:
@@ -69,6 +95,13 @@ class FiniteModelCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             for logger in trainer.loggers:
                 logger.after_save_checkpoint(proxy(self))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), BEST_KEY: self.best_record}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self.best_record = state_dict.get(BEST_KEY, self.best_record)
 
     @property
     def state_key(self) -> str:

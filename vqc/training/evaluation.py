@@ -84,7 +84,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     datamodule = prepare_data(cfg)
     resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
     module = build_module(cfg, datamodule)
-    _check_checkpoint(ckpt, module, cfg)
+    best = _check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate "
                           f"{ckpt} on (set the data config's test split or test_csv)")
@@ -102,7 +102,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     for text in warnings:
         log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt,
+    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt, "best": best,
                                "warnings": warnings}
     summary.update(test_checkpoint(trainer, module, datamodule, ckpt, run_dir, warnings))
     if fitted:

@@ -341,9 +341,12 @@ def _log_artifacts(run: Any, run_dir: Path, summary: Mapping[str, Any]) -> None:
             "epochs": summary.get("epochs"), "run_dir": str(run_dir)}
     best = summary.get("best_checkpoint")
     if best and Path(best).is_file():
-        _artifact(run, "model", {Path(best).name: Path(best)},
-                  {**meta, "best_score": summary.get("best_score")}, copy=False,
-                  aliases=["latest", "best"])
+        record = summary.get("best") or {}
+        chosen_by = {"monitor": record.get("monitor", summary.get("best_monitor")),
+                     "best_score": record.get("score", summary.get("best_score")),
+                     "best_epoch": record.get("epoch")}
+        _artifact(run, "model", {Path(best).name: Path(best)}, {**meta, **chosen_by},
+                  copy=False, aliases=["latest", "best"])
     inspector = summary.get("inspector")
     if inspector and Path(inspector).is_file():
         _artifact(run, "inspector", {Path(inspector).name: Path(inspector)}, meta, copy=False)

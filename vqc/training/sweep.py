@@ -10,7 +10,9 @@ isolates its jobs' failures:
   The job's W&B run, if it was started, has been closed as failed (``run_task``).
 - After each job, its outcome goes to ``job_result.json`` in its folder, and ``sweep_summary.csv``
   and ``sweep_summary.json`` in the sweep folder are rewritten (atomically) from all of them:
-  the job's number, swept overrides, status (``ok`` / ``failed``), metric, error, W&B state
+  the job's number, swept overrides, status (``ok`` / ``failed``), metric, its warnings (how
+  many, and the first: a run can succeed and still warn that, say, frozen blocks hold random
+  weights), error, W&B state
   (``finished``, ``failed``, ``not started``: the job failed before its W&B run was created,
   ``off``) and folder. Each PWA beside its floor (the best constant answer's) and lift: the
   optimised metric (``metric``), and, read from the job's ``summary.json``, the test PWA of the
@@ -50,7 +52,8 @@ SUMMARY_JSON = "sweep_summary.json"
 SCORES = ("metric", "test_pwa", "inspection_pwa")
 COLUMNS = ("job", "status", *(f"{name}{part}" for name in SCORES
                               for part in ("", "_floor", "_lift")),
-           "overrides", "error", "wandb", "wandb_run", "run_dir", "seconds")
+           "overrides", "warnings", "first_warning", "error", "wandb", "wandb_run", "run_dir",
+           "seconds")
 #: Exit status of a sweep in which at least one job failed.
 FAILED_EXIT_CODE = 1
 
@@ -246,10 +249,15 @@ def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
         table.add_column(titles[key], justify="right")
         table.add_column("floor", justify="right")
         table.add_column("lift", justify="right")
-    for column in ("W&B", "error", "folder"):
+    for column in ("warnings", "W&B", "error", "folder"):
         table.add_column(column)
     for row in jobs:
         error = row.get("error") or ""
+        count, first = row.get("warnings"), row.get("first_warning") or ""
+        warned = "–" if count is None else str(count)
+        if first:
+            short = first[:77] + "..." if len(first) > 80 else first
+            warned = f"[yellow]{count}: {escape(short)}[/yellow]"
         scores = []
         for key in shown:
             scores += [_shown(row.get(key)), _shown(row.get(f"{key}_floor")),
@@ -257,7 +265,7 @@ def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
         table.add_row(
             str(row["job"]), escape(row.get("overrides") or ""),
             "[green]ok[/green]" if row.get("status") == "ok" else "[red]failed[/red]",
-            *scores, row.get("wandb") or "",
+            *scores, warned, row.get("wandb") or "",
             escape(error if len(error) <= 160 else error[:157] + "..."),
             escape(Path(row["run_dir"]).name) if row.get("run_dir") else "",
         )
@@ -341,14 +349,17 @@ class SweepSummary(Callback):
         wandb, wandb_run = wandb_state(config, job_dir, failed=failure is not None)
         started = self._started.pop(_key(job_dir), None)
         metric_name = OmegaConf.select(config, "optimized_metric")
-        scores = _scores(None if failure else _number(value), metric_name,
-                         None if failure else _read_json(job_dir / "summary.json"))
+        summary = None if failure else _read_json(job_dir / "summary.json")
+        scores = _scores(None if failure else _number(value), metric_name, summary)
+        warnings = [str(w) for w in (summary or {}).get("warnings") or []]
         row = {
             "job": int(config.hydra.job.num),
             "status": "failed" if failure else "ok",
             **scores,
             "optimized_metric": metric_name,
             "overrides": " ".join(shown),
+            "warnings": len(warnings) if summary else None,
+            "first_warning": warnings[0] if warnings else None,
             "error": failure["error"] if failure else None,
             "wandb": wandb,
             "wandb_run": wandb_run,

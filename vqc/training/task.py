@@ -29,7 +29,7 @@ from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.metrics.render import classifier_title
 from vqc.models import build_model, member_count
 from vqc.models.freeze import random_frozen_warning
-from vqc.training.callbacks import configured_callbacks
+from vqc.training.callbacks import BEST_KEY, configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.limits import StageLimits
 from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
@@ -136,10 +136,11 @@ def _resume_path(cfg: DictConfig, run_dir: Path, module: ClassifierModule) -> st
 
 
 def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig,
-                      resume: bool = False) -> None:
+                      resume: bool = False) -> dict[str, Any] | None:
     """Refuse, with a message naming the file, a checkpoint that is unreadable without
     unpickling objects, or whose weights are not those of the configured model; ``resume``:
-    also one without the optimizer's state (a best checkpoint holds the weights only)."""
+    also one without the optimizer's state (a best checkpoint holds the weights only).
+    Returns what chose the checkpoint (``callbacks.best_record``), when it says."""
     if not zipfile.is_zipfile(path):
         raise ConfigError(f"ckpt_path={path}: not a checkpoint (a file written by torch.save)")
     try:
@@ -186,6 +187,8 @@ def _check_checkpoint(path: str, module: ClassifierModule, cfg: DictConfig,
             f"(model={cfg.model.name}, {len(module.classes.trained_codes)} trained classes): "
             + "; ".join(parts)
         )
+    record = checkpoint.get(BEST_KEY)
+    return record if isinstance(record, dict) else None
 
 
 def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> dict[str, Any]:
@@ -233,6 +236,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary["best_checkpoint"] = best or None
+    summary["best"] = getattr(checkpoint, "best_record", None)
+    summary["best_monitor"] = getattr(checkpoint, "monitor", None)
     summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
     if networks > 1:
         summary["members"] = [train_member(cfg, datamodule, run_dir, k, build_module)
@@ -248,7 +253,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
                                        warnings, StageLimits.of(tester, datamodule)))
     metric_name = cfg.get("optimized_metric")
     summary["optimized_metric"] = metric_name
-    summary["metric"] = _metric(trainer, metric_name, summary["best_score"])
+    summary["metric"] = _metric(trainer, metric_name, summary["best"])
     if summary["metric"] is None and tester is not trainer:
         summary["metric"] = _metric(tester, metric_name, None)
     summary["metric_floor"] = floor
@@ -399,11 +404,11 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _metric(trainer: L.Trainer, name: str | None, best: float | None) -> float | None:
-    checkpoint = trainer.checkpoint_callback
-    if name and checkpoint is not None and getattr(checkpoint, "monitor", None) == name \
-            and best is not None:
-        return best
+def _metric(trainer: L.Trainer, name: str | None,
+            best: dict[str, Any] | None) -> float | None:
+    """``name`` at the best checkpoint's epoch, else at the last epoch."""
+    if name and best and name in best.get("metrics", {}):
+        return _number(best["metrics"][name])
     if name and name in trainer.callback_metrics:
         return _number(trainer.callback_metrics[name])
     return None
