@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 
 from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
+from vqc.interrupts import Interrupted, handle_signals
 
 log = logging.getLogger("vqc")
 register_resolvers()
@@ -38,7 +39,8 @@ def main() -> None:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)
     sys.argv = [sys.argv[0], *args]
-    _hydra_main()
+    with handle_signals():
+        _hydra_main()
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
@@ -55,6 +57,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     try:
         start_run(cfg, checks=[*CHECKS, one_target])
         summary = evaluate(cfg, Path(HydraConfig.get().runtime.output_dir).name)
+    except Interrupted as stop:
+        log.error("%s; nothing of it is kept: the same command starts it again", stop)
+        sys.exit(stop.exit_code)
     except (VqcError, OSError) as err:
         log.error("%s", err)
         sys.exit(2)

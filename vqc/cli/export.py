@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 
 from vqc.errors import DataError, VqcError
+from vqc.interrupts import Interrupted, handle_signals, interruptible
 from vqc.io import folder_problem
 
 if TYPE_CHECKING:
@@ -83,6 +84,17 @@ def out_folder(out: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    with handle_signals():
+        try:
+            with interruptible("the export"):
+                return _export(args)
+        except Interrupted as stop:
+            print(f"{PROG}: {stop}; no file is left half-written: the same command starts it again",
+                  file=sys.stderr)
+            return stop.exit_code
+
+
+def _export(args: argparse.Namespace) -> int:
     try:
         from vqc.export.onnx import check_parity, export_onnx, gaussian_order
         from vqc.inspection.inspector import Inspector

@@ -34,6 +34,7 @@ from rich.console import Console
 from vqc.data.csvio import read_csv
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
+from vqc.interrupts import Interrupted, handle_signals, interruptible
 from vqc.io import folder_problem, write_atomic, write_csv_atomic
 from vqc.lock import OutputLock
 from vqc.progress import lines_on_stderr, phase
@@ -293,7 +294,7 @@ def _predict_locked(inspector: Inspector | OnnxInspector, model_path: Path, imag
     if len(done):
         console.print(f"resuming: {len(done)} of {len(rows)} rows already predicted "
                       f"(same model, images and options; see {record.name})")
-    with phase("predict", total=len(todo)) as progress:
+    with interruptible("prediction"), phase("predict", total=len(todo)) as progress:
         for start in range(0, len(todo), batch_size):
             batch = todo.iloc[start:start + batch_size]
             predicted = _predict_batch(inspector, batch, on_bad_image, prob_columns)
@@ -368,8 +369,16 @@ def _predict_batch(inspector, batch: pd.DataFrame, on_bad_image: str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    with lines_on_stderr():  # the phase line: phase predict: N images in T s
-        return _run(args)
+    with handle_signals(), lines_on_stderr():  # the phase line: predict: N images in T s
+        try:
+            return _run(args)
+        except Interrupted as stop:
+            partial = Path(args.out).with_name(f"{Path(args.out).name}.partial.csv")
+            kept = (f"the rows predicted so far are kept in {partial}; " if partial.is_file()
+                    else "")
+            print(f"{PROG}: {stop}; {kept}the same command continues where it stopped",
+                  file=sys.stderr)
+            return stop.exit_code
 
 
 def _run(args: argparse.Namespace) -> int:

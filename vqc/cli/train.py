@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import shlex
 import sys
 import warnings
 from pathlib import Path
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
+from vqc.interrupts import Interrupted, handle_signals
 from vqc.io import folder_problem
 
 log = logging.getLogger("vqc")
@@ -109,11 +111,27 @@ def _weights_error(models: list[DictConfig], n_jobs: int) -> str | None:
 
 def main() -> float | None:
     """``python train.py [overrides]``: the output folders are checked, then Hydra runs."""
-    problem = _early_errors(sys.argv[1:])
-    if problem:
-        print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    return _hydra_main()
+    with handle_signals():
+        problem = _early_errors(sys.argv[1:])
+        if problem:
+            print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
+            sys.exit(2)
+        return _hydra_main()
+
+
+def resume_hint(stop: Interrupted, cfg: DictConfig) -> str:
+    """One line: what was interrupted, and the command that takes the run up again."""
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    if not (run_dir / "checkpoints" / "last.ckpt").is_file():
+        return f"{stop}; no epoch had finished, so there is nothing to resume: start it again"
+    overrides = [o for o in HydraConfig.get().overrides.task
+                 if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
+    script = sys.argv[0]  # train.py as it was given; an installed vqc-train by its name
+    launch = ["python", script] if script.endswith(".py") else [Path(script).name]
+    command = shlex.join([*launch, *overrides, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    done = "training resumes from its last finished epoch" if stop.phase.startswith(
+        "training") else "training is done; it goes on with testing and drift"
+    return f"{stop}; resume with: {command}  ({done})"
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
@@ -123,7 +141,7 @@ def _hydra_main(cfg: DictConfig) -> float | None:
     logging.getLogger("lightning.pytorch").propagate = False
     from vqc.cli.report import print_training_summary
     from vqc.cli.start import start_run
-    from vqc.training.sweep import isolates_failures, record_failure
+    from vqc.training.sweep import isolates_failures, record_failure, record_interruption
     from vqc.training.task import run_task
 
     run_name, group = _names()
@@ -135,6 +153,12 @@ def _hydra_main(cfg: DictConfig) -> float | None:
         start_run(cfg)  # the config checked, shown and saved before any work
         # the report is printed before the W&B run closes: its log keeps it
         summary = run_task(cfg, run_name, group, report=print_training_summary)
+    except Interrupted as stop:
+        log.error("%s", resume_hint(stop, cfg))
+        if multirun:
+            record_interruption(stop, cfg)
+        logging.shutdown()
+        sys.exit(stop.exit_code)
     except (VqcError, OSError) as err:
         # OSError: a file or folder that cannot be read or written (the message names it)
         log.error("%s", err)

@@ -26,6 +26,7 @@ from omegaconf import DictConfig, open_dict
 
 from vqc.config_checks import rule_problem
 from vqc.errors import ConfigError
+from vqc.interrupts import interruptible
 from vqc.io import write_atomic
 from vqc.models import Classifier, ensemble_of
 from vqc.training.callbacks import configured_callbacks
@@ -77,7 +78,8 @@ def train_member(cfg: DictConfig, datamodule: Any, run_dir: Path, member: int,
     resume = str(last) if resuming and last.is_file() else None
     log.info("ensemble member %d of %d: seed %d, in %s%s", member, ensemble_size(cfg), seed,
              member_dir, f", resuming from {last}" if resume else "")
-    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    with interruptible(f"training network {member + 1}", lightning=True):
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     if not best:  # no checkpoint callback: the final weights are the member

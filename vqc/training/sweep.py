@@ -54,6 +54,9 @@ COLUMNS = ("job", "status", *(f"{name}{part}" for name in SCORES
                               for part in ("", "_floor", "_lift")),
            "overrides", "warnings", "first_warning", "error", "wandb", "wandb_run", "run_dir",
            "seconds")
+#: How the table shows each job status.
+STATUS_STYLE = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]",
+                "interrupted": "[yellow]interrupted[/yellow]"}
 #: Exit status of a sweep in which at least one job failed.
 FAILED_EXIT_CODE = 1
 
@@ -89,7 +92,8 @@ def isolates_failures(hydra_cfg: Any) -> bool:
                for spec in callbacks.values())
 
 
-def record_failure(error: BaseException, job_dir: str | Path | None = None) -> None:
+def record_failure(error: BaseException, job_dir: str | Path | None = None,
+                   status: str = "failed") -> None:
     """Note that the current job failed with ``error``; ``SweepSummary`` records it at its end.
 
     Returns ``None``: what the task hands the sweeper for a failed job.
@@ -101,7 +105,26 @@ def record_failure(error: BaseException, job_dir: str | Path | None = None) -> N
     _failures[_key(job_dir)] = {
         "error": describe(error),
         "traceback": "".join(traceback.format_exception(error)),
+        "status": status,
     }
+
+
+def record_interruption(stop: BaseException, cfg: DictConfig) -> None:
+    """Record the current job as ``interrupted`` now: the sweep ends with it (a signal stops the
+    whole command), so ``SweepSummary.on_job_end`` will not run."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.core.utils import JobReturn, JobStatus
+
+    hydra = HydraConfig.get()
+    try:
+        record_failure(stop, hydra.runtime.output_dir, status="interrupted")
+        config = OmegaConf.create({"optimized_metric": cfg.get("optimized_metric"),
+                                   "logger": cfg.get("logger"), "hydra": hydra})
+        job_return = JobReturn(overrides=list(hydra.overrides.task), status=JobStatus.FAILED)
+        job_return.return_value = stop
+        SweepSummary()._record(config, job_return)
+    except Exception as err:  # recording must never hide the interruption
+        log.warning("sweep summary: cannot record the interrupted job: %s", err)
 
 
 def wandb_state(config: DictConfig, job_dir: Path, failed: bool) -> tuple[str, str | None]:
@@ -215,8 +238,10 @@ def write_summary(sweep_dir: str | Path, header: dict[str, Any] | None = None) -
         rows[int(row["job"])] = row
     jobs = [rows[n] for n in sorted(rows)]
     failed = sum(row.get("status") == "failed" for row in jobs)
+    interrupted = sum(row.get("status") == "interrupted" for row in jobs)
     summary = {**header, "updated": time.strftime("%Y-%m-%dT%H:%M:%S"), "n_jobs": len(jobs),
-               "n_ok": len(jobs) - failed, "n_failed": failed, "jobs": jobs}
+               "n_ok": len(jobs) - failed - interrupted, "n_failed": failed,
+               "n_interrupted": interrupted, "jobs": jobs}
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
@@ -233,7 +258,9 @@ def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
     from rich.table import Table
 
     failed = sum(row.get("status") == "failed" for row in jobs)
-    table = Table(title=f"Sweep: {len(jobs) - failed} ok, {failed} failed",
+    interrupted = sum(row.get("status") == "interrupted" for row in jobs)
+    stopped = f", {interrupted} interrupted" if interrupted else ""
+    table = Table(title=f"Sweep: {len(jobs) - failed - interrupted} ok, {failed} failed{stopped}",
                   caption=f"{Path(sweep_dir) / SUMMARY_CSV}; floor: the best constant "
                           "answer's score, lift: how far above it")
     metric_name = next((row.get("optimized_metric") for row in jobs
@@ -264,7 +291,7 @@ def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
                        _shown_lift(row.get(f"{key}_lift"))]
         table.add_row(
             str(row["job"]), escape(row.get("overrides") or ""),
-            "[green]ok[/green]" if row.get("status") == "ok" else "[red]failed[/red]",
+            STATUS_STYLE.get(str(row.get("status")), "[red]failed[/red]"),
             *scores, warned, row.get("wandb") or "",
             escape(error if len(error) <= 160 else error[:157] + "..."),
             escape(Path(row["run_dir"]).name) if row.get("run_dir") else "",
@@ -354,7 +381,7 @@ class SweepSummary(Callback):
         warnings = [str(w) for w in (summary or {}).get("warnings") or []]
         row = {
             "job": int(config.hydra.job.num),
-            "status": "failed" if failure else "ok",
+            "status": failure.get("status", "failed") if failure else "ok",
             **scores,
             "optimized_metric": metric_name,
             "overrides": " ".join(shown),
@@ -372,8 +399,8 @@ class SweepSummary(Callback):
         _write_atomic(job_dir / RESULT_FILE, json.dumps(row, indent=2, default=str))
         write_summary(sweep_dir, header or None)
         if failure:
-            log.error("job %d failed (%s); recorded in %s", row["job"], failure["error"],
-                      sweep_dir / SUMMARY_CSV)
+            log.error("job %d %s (%s); recorded in %s", row["job"], row["status"],
+                      failure["error"], sweep_dir / SUMMARY_CSV)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if _process_rank() != 0:
@@ -394,5 +421,5 @@ class SweepSummary(Callback):
             sys.exit(FAILED_EXIT_CODE)
 
 
-__all__ = ["SweepSummary", "isolates_failures", "lift", "metric_floor",
-           "read_summary", "record_failure", "wandb_state", "write_summary"]
+__all__ = ["SweepSummary", "isolates_failures", "lift", "metric_floor", "read_summary",
+           "record_failure", "record_interruption", "wandb_state", "write_summary"]

@@ -23,6 +23,7 @@ from vqc.errors import ConfigError
 from vqc.inspection.evaluate import evaluate_inspector
 from vqc.inspection.fit import fit_inspector
 from vqc.inspection.inspector import InspectorSpec
+from vqc.interrupts import interruptible
 from vqc.io import write_atomic
 from vqc.metrics import decisions_markdown, load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
@@ -224,7 +225,8 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     record_warnings(loggers, warnings)
     chosen_rows = report_choices(choices, run_dir)
     # Checkpoints hold tensors and plain values only: load them without unpickling objects.
-    trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    with interruptible("training", lightning=True):
+        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
     floor = metric_floor(cfg.get("optimized_metric"), trainer.callback_metrics)
     tester = trainer
     if trainer.world_size > 1:  # test, inspector and files on rank 0, in one process
@@ -300,8 +302,9 @@ def test_checkpoint(tester: L.Trainer, module: ClassifierModule, datamodule: Any
                     warnings: list[str]) -> dict[str, Any]:
     """Test ``checkpoint`` (``None``: the module's weights as they are) and write
     ``test_report.md``; the test report and the decision rules' reports."""
-    tester.test(module, datamodule=datamodule, ckpt_path=checkpoint or None,
-                weights_only=True, verbose=False)
+    with interruptible("testing", lightning=True):
+        tester.test(module, datamodule=datamodule, ckpt_path=checkpoint or None,
+                    weights_only=True, verbose=False)
     write_atomic(run_dir / "test_report.md", with_warnings(
         module.test_report.to_markdown(classifier_title(module.decision)) + "\n"
         + decisions_markdown(module.test_decisions), warnings))
@@ -335,7 +338,14 @@ def build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
     ``limits``: the trainer's limits, which the drift fit, calibration, scoring and figures
     keep to as well.
     """
-    limits = limits or StageLimits()
+    with interruptible("fitting drift and scoring the inspection"):
+        return _build_inspector(cfg, module, datamodule, best, run_dir, tested, warnings,
+                                limits or StageLimits())
+
+
+def _build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
+                     best: str | None, run_dir: Path, tested: bool,
+                     warnings: list[str] | None, limits: StageLimits) -> dict[str, Any]:
     if not tested:
         if best:
             module.load_checkpoint_weights(best)
