@@ -32,6 +32,7 @@ import pandas as pd
 from rich.console import Console
 
 from vqc.data.csvio import read_csv
+from vqc.data.folders import images_under
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError, VqcError
 from vqc.interrupts import Interrupted, handle_signals, interruptible
@@ -67,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--on-bad-image", choices=("error", "drift"), default="error",
                         help="an unreadable image stops the run (error) or is answered with the "
                              "open-set class (drift)")
+    parser.add_argument("--recursive", action="store_true",
+                        help="also read the images of sub-folders (filename: their path under "
+                             "--images); by default sub-folders are named and left out")
     parser.add_argument("--restart", action="store_true",
                         help="discard the rows of an interrupted run (OUT.partial.csv) and "
                              "predict every image again")
@@ -83,8 +87,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def read_index(images: Path, index: Path | None) -> pd.DataFrame:
-    """Rows to predict, in output order: orig_index, filename, window, lib, path."""
+def folder_images(images: Path, recursive: bool = False) -> tuple[list[str], list[str]]:
+    """The images of folder ``images`` (paths relative to it, sorted) and, one phrase each,
+    what is left out: sub-folders (unless ``recursive``), other files, special files (FIFOs,
+    sockets, broken links). Hidden files (``.x``, macOS ``._x.png``) are passed over."""
+    if recursive:
+        other: list[Path] = []
+        found = images_under(images, IMAGE_EXTENSIONS, hidden=[], other=other)
+        names = sorted(str(p.relative_to(images)) for p in found)
+        return names, ([_listed("file(s) that are not images", [
+            str(p.relative_to(images)) for p in other])] if other else [])
+    names, folders, others, special = [], [], [], []
+    for path in sorted(images.iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            folders.append(path.name + "/")
+        elif not path.is_file():
+            special.append(path.name)
+        elif path.suffix.lower() in IMAGE_EXTENSIONS:
+            names.append(path.name)
+        else:
+            others.append(path.name)
+    left = [_listed(what, items) for what, items in (
+        ("sub-folder(s) (--recursive reads them)", folders),
+        ("file(s) that are not images", others),
+        ("special file(s) (FIFOs, sockets, broken links)", special)) if items]
+    return names, left
+
+
+def _listed(what: str, items: list[str], shown: int = 5) -> str:
+    more = f", ... ({len(items)} in all)" if len(items) > shown else ""
+    return f"{len(items)} {what}: {', '.join(items[:shown])}{more}"
+
+
+def read_index(images: Path, index: Path | None, recursive: bool = False,
+               left_out: list[str] | None = None) -> pd.DataFrame:
+    """Rows to predict, in output order: orig_index, filename, window, lib, path.
+    ``left_out`` receives what a folder holds besides the images read."""
     if index is not None:
         raw = read_csv(index, required=["filename"], dtype={"filename": str, "lib": str})
         first = raw.columns[0]
@@ -97,9 +137,9 @@ def read_index(images: Path, index: Path | None) -> pd.DataFrame:
     else:
         if not images.is_dir():
             raise DataError(f"{images}: image folder not found")
-        names = sorted(p.name for p in images.iterdir()
-                       if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not p.name.startswith("."))  # hidden files, macOS "._x.png"
+        names, left = folder_images(images, recursive)
+        if left_out is not None:
+            left_out.extend(left)
         if not names:
             raise DataError(f"{images}: no images ({', '.join(IMAGE_EXTENSIONS[:12])} ...)")
         frame = pd.DataFrame({"orig_index": range(len(names)), "filename": names,
@@ -242,12 +282,13 @@ def _resume_check(partial: Path, record: Path, now: Fingerprint, restart: bool) 
 def predict(inspector_path: Path | None, images: Path, index: Path | None, out: Path,
             details: Path | None = None, batch_size: int = 32,
             on_bad_image: str = "error", onnx_path: Path | None = None,
-            restart: bool = False) -> pd.DataFrame:
+            restart: bool = False, recursive: bool = False) -> pd.DataFrame:
     """Write the submission and details CSVs; returns the details.
 
     The model is the inspector artifact at ``inspector_path`` or, instead, the exported ONNX
     model at ``onnx_path``. ``restart`` discards the rows of an interrupted run instead of
-    continuing them.
+    continuing them; ``recursive`` reads the images of sub-folders too. What a folder holds
+    besides the images read is named on stderr.
     """
     if batch_size < 1:
         raise DataError(f"batch size {batch_size}: must be a positive integer")
@@ -262,7 +303,10 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
         raise DataError(f"--out {out}: cannot create its folder: {problem}")
     out.parent.mkdir(parents=True, exist_ok=True)
     inspector = load_model(inspector_path, onnx_path)
-    rows = read_index(images, index)
+    left_out: list[str] = []
+    rows = read_index(images, index, recursive, left_out)
+    for note in left_out:
+        print(f"{PROG}: left out of {images}: {note}", file=sys.stderr)  # one line each
     _check_no_image_overwrite(paths, images, set(rows["filename"]))
     if inspector.preprocessor.rotate_crop:
         for row in rows.itertuples():
@@ -388,7 +432,7 @@ def _run(args: argparse.Namespace) -> int:
             raise DataError("--on-bad-image drift needs an inspector with an open-set class")
         result = predict(args.inspector, args.images, args.index, args.out, args.details,
                          args.batch_size, args.on_bad_image, onnx_path=args.onnx,
-                         restart=args.restart)
+                         restart=args.restart, recursive=args.recursive)
     except VqcError as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1

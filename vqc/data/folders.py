@@ -3,7 +3,8 @@
 What a folder of a user's own images holds besides images is left out with a word, never
 silently: hidden files (``.DS_Store``, macOS ``._x.png`` resource forks) are counted, other
 files that are not images Pillow reads are listed. Symlinked class folders and sub-folders
-are followed (each real folder once).
+are followed (each real folder once); a file reached twice is read once, and the same file
+under two classes or two splits (a link pointing up the tree) is refused, naming both places.
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def _hidden(name: str) -> bool:
 
 def images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
                   other: list[Path]) -> list[Path]:
-    """Images under ``folder``, symlinks followed, each real folder visited once."""
+    """Images under ``folder``, symlinks followed, each real folder visited once (a link that
+    loops back is not followed twice)."""
     found, seen = [], set()
     for current, dirs, files in os.walk(folder, followlinks=True):
         real = os.path.realpath(current)
@@ -62,6 +64,26 @@ def images_under(folder: Path, extensions: tuple[str, ...], hidden: list[Path],
             else:
                 other.append(path)
     return found
+
+
+def _first_sighting(image: Path, split: str | None, label: str,
+                    owners: dict[str, tuple[str | None, str, Path]], root: Path) -> bool:
+    """Whether ``image`` is a file not met before; the same file (by real path) under two
+    classes or two splits is a :class:`DataError` naming both places: one image, one label."""
+    real = os.path.realpath(image)
+    owner = owners.setdefault(real, (split, label, image))
+    if owner[2] == image:
+        return True
+    if owner[:2] == (split, label):
+        return False  # a second link to a file of the same class: read once
+    first, second = (p.relative_to(root) if p.is_relative_to(root) else p
+                     for p in (owner[2], image))
+    what, a, b = ("splits", owner[0], split) if owner[0] != split else \
+        ("classes", owner[1], label)
+    raise DataError(
+        f"{root}: {first} and {second} are the same file ({real}), under two {what} ({a}, "
+        f"{b}); an image has one label: a symbolic link leads there (remove it, or copy the "
+        f"images you mean to use twice)")
 
 
 def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None,
@@ -107,9 +129,12 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
                 hidden.append(path)
             elif path.is_file():
                 other.append(path)
+    owners: dict[str, tuple[str | None, str, Path]] = {}  # real file -> split, class, where
     for split, split_root in layout:
         for class_dir in folders_in(split_root):
             for image in images_under(class_dir, extensions, hidden, other):
+                if not _first_sighting(image, split, class_dir.name, owners, root):
+                    continue
                 rows.append({
                     "path": str(image.resolve()),
                     "filename": str(image.relative_to(root)),
