@@ -8,6 +8,7 @@ Hydra, Lightning or the training code, and without pickle.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -38,13 +39,17 @@ from vqc.inspection.base import (
     normalise_images,
     trained_cost_of,
 )
+from vqc.inspection.spec_check import read_spec
 from vqc.integrity import safetensors_damage
+from vqc.io import write_atomic
 from vqc.models import Classifier, build_model, ensemble_of, family_options
 
 FORMAT = "vqc-inspector"
 #: 3: symmetric matrices stored as upper triangles (``<name>_upper``), PaDiM's ``pool``;
 #: 2: several drift detectors (``spec.drift.detectors``); 1: one PaDiM (both still read).
 FORMAT_VERSION = 3
+#: Metadata key of the SHA-256 of the spec text: a changed byte of the metadata is refused.
+SPEC_DIGEST = "spec_sha256"
 
 
 def _versions() -> dict[str, str]:
@@ -121,19 +126,17 @@ class Inspector(InspectorBase, torch.nn.Module):
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the artifact atomically (a temporary file renamed into place)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {f"classifier.{k}": v.detach().cpu().contiguous()
                    for k, v in self.classifier.state_dict().items()}
         spec = self.spec_dict()
         if self.drift is not None:
             tensors.update({f"drift.{k}": v for k, v in self.drift.tensors().items()})
-        tmp = path.with_name(f".{path.name}.tmp")
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "spec": json.dumps(spec)})
-        os.replace(tmp, path)
-        return path
+        text = json.dumps(spec)
+        data = save(tensors, metadata={"format": FORMAT, "spec": text,
+                                       SPEC_DIGEST: hashlib.sha256(text.encode()).hexdigest()})
+        return write_atomic(path, data)  # the umask's mode, like every output
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> Inspector:
@@ -157,7 +160,13 @@ class Inspector(InspectorBase, torch.nn.Module):
         if metadata.get("format") != FORMAT:
             raise DataError(f"{path}: not a vqc inspector file (format "
                             f"{metadata.get('format')!r})")
-        spec = InspectorSpec(**json.loads(metadata["spec"]))
+        digest = metadata.get(SPEC_DIGEST)  # absent from artifacts written before it
+        if digest is not None and digest != hashlib.sha256(
+                str(metadata.get("spec")).encode()).hexdigest():
+            raise DataError(f"{path}: inspector metadata was changed after it was written (its "
+                            f"SHA-256 is not the recorded {SPEC_DIGEST}); copy it again, or "
+                            "write it again from its run's checkpoint")
+        spec = read_spec(metadata.get("spec"), path)
         version = int(spec.versions.get("format", "1"))
         if version > FORMAT_VERSION:
             raise DataError(f"{path}: inspector format {version} is newer than this vqc reads "
@@ -166,9 +175,13 @@ class Inspector(InspectorBase, torch.nn.Module):
         name = model.pop("name")
         counts = {k: model.pop(k) for k in ("num_classes", "in_channels") if k in model}
         members = int(model.pop("members", 1))  # an ensemble's networks (ensemble=N)
-        classifier = ensemble_of([build_model(name, **counts, **family_options(name, model),
-                                              pretrained=False, weights=None)
-                                  for _ in range(members)])
+        try:
+            classifier = ensemble_of([build_model(name, **counts, **family_options(name, model),
+                                                  pretrained=False, weights=None)
+                                      for _ in range(members)])
+        except (ConfigError, TypeError, ValueError) as err:
+            raise DataError(f"{path}: inspector metadata 'model' {spec.model} cannot be "
+                            f"built: {err}") from err
         state = {k[len("classifier."):]: v for k, v in tensors.items()
                  if k.startswith("classifier.")}
         try:
@@ -188,7 +201,11 @@ class Inspector(InspectorBase, torch.nn.Module):
                     f"{path}: unreadable drift detectors ({type(err).__name__}: {err}); "
                     "write the artifact again with this vqc (re-run training's inspector step "
                     "on the run's checkpoint), then export it again with vqc-export") from err
-        return cls(classifier.to(device), spec, None if drift is None else drift.to(device))
+        try:
+            return cls(classifier.to(device), spec, None if drift is None else drift.to(device))
+        except (ConfigError, TypeError, ValueError) as err:
+            raise DataError(f"{path}: inspector metadata does not make an inspector "
+                            f"({type(err).__name__}: {err})") from err
 
 
 def _legacy_drift(spec: InspectorSpec, state: dict[str, Tensor]) -> DriftEnsemble:
@@ -207,6 +224,16 @@ def shared_drift_detector(classifier: Classifier, **options: Any) -> PadimDetect
     return PadimDetector(ClassifierFeatures(classifier, options.pop("layers", None)), **options)
 
 
-__all__ = ["FORMAT", "FORMAT_VERSION", "Inspection", "Inspector", "InspectorSpec",
-           "build_preprocessor", "decide_from", "normalise_images", "shared_drift_detector",
-           "trained_cost_of"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "SPEC_DIGEST",
+    "Inspection",
+    "Inspector",
+    "InspectorSpec",
+    "build_preprocessor",
+    "decide_from",
+    "normalise_images",
+    "shared_drift_detector",
+    "trained_cost_of",
+]
