@@ -128,3 +128,20 @@ def test_temperature_bad_inputs() -> None:
         TemperatureScaler().fit(torch.zeros(2, 3), torch.tensor([0, 3]))
     with pytest.raises(ConfigError, match="positive"):
         TemperatureScaler(0.0)
+
+
+def test_a_temperature_at_its_bound_is_a_warning() -> None:
+    """Validation answered right by a margin everywhere: the fit drives T to 1/100, where every
+    probability is 0 or 1; that is said, not used in silence."""
+    targets = torch.tensor([0, 1, 2] * 10)
+    separable = torch.nn.functional.one_hot(targets, 3).float() * 5.0
+    scaler = TemperatureScaler().fit(separable, targets)
+    assert scaler.temperature < 1 and scaler.unbounded == "below"
+    text = scaler.bound_warning(30)
+    assert text is not None and text.startswith("temperature at its bound (")
+    assert "fitted on 30 validation images): every validation image was answered right" in text
+    assert TemperatureScaler().fit(torch.zeros(30, 3), targets).unbounded == "above"
+    torch.manual_seed(0)
+    noisy = separable + torch.randn(30, 3) * 5.0
+    fitted = TemperatureScaler().fit(noisy, targets)
+    assert not fitted.at_bound and fitted.bound_warning(30) is None

@@ -198,3 +198,28 @@ def test_a_bad_review_setting_is_refused_before_training(tmp_path, offline_wandb
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         build_loggers(spec, "x", None)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.timeout(300)
+def test_warnings_raised_during_the_run_reach_its_summary(tiny_csv_set, tmp_path, offline_wandb):
+    """The drift calibration's and the temperature's warnings come after the run started: they
+    reach summary.json, the reports and the W&B summary all the same."""
+    run = tmp_path / "run"
+    overrides = [o for o in fast_overrides(tiny_csv_set, tmp_path, "depth=2")
+                 if not o.startswith("logger=")]
+    GlobalHydra.instance().clear()
+    cfg = compose("train", [*overrides, "logger=wandb", "trainer.max_epochs=4", "lr=0.01",
+                            "figures.enabled=false"])
+    with open_dict(cfg):
+        cfg.paths.run_dir = str(run)
+    result = run_task(cfg, "tiny", None)
+    late = [w for w in result["warnings"]
+            if w.startswith(("drift calibration:", "temperature at its bound"))]
+    assert any(w.startswith("drift calibration:") for w in late)  # 4 validation GOOD images
+    temperature = json.loads((run / "summary.json").read_text())
+    assert temperature["warnings"] == result["warnings"]
+    final = summary(_run_file(run))
+    assert final["warning_count"] == len(result["warnings"])
+    for text in late:
+        assert text in final["warnings"]
+        assert text in (run / "inspection_report.md").read_text()

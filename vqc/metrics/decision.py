@@ -133,6 +133,28 @@ class TemperatureScaler(nn.Module):
     def temperature(self) -> float:
         return float(self.log_temperature.exp())
 
+    #: After :meth:`fit`: ``"below"`` when a smaller temperature would fit validation as well
+    #: (every image answered right by a margin: nothing bounds the confidence), ``"above"``
+    #: when a larger one would (the logits tell nothing), else ``None``.
+    unbounded: str | None = None
+
+    @property
+    def at_bound(self) -> bool:
+        """Whether the last fit found no temperature the validation logits bound."""
+        return self.unbounded is not None
+
+    def bound_warning(self, images: int) -> str | None:
+        """What an unbounded fit means, or ``None`` when validation bounds the temperature."""
+        if self.unbounded is None:
+            return None
+        why = ("every validation image was answered right by a margin, so nothing bounds the "
+               "confidence: probabilities come out near 0 or 1 for any image, drift included"
+               if self.unbounded == "below" else
+               "the validation answers are no better than chance")
+        return (f"temperature at its bound ({self.temperature:.3g}, fitted on {images} "
+                f"validation images): {why}; the least-cost decision reads these "
+                "probabilities: add validation images, or set module.decision=argmax")
+
     def forward(self, logits: Tensor) -> Tensor:
         """Scaled logits ``logits / T``."""
         return logits / self.log_temperature.exp().to(logits.dtype)
@@ -184,4 +206,10 @@ class TemperatureScaler(nn.Module):
             fitted = 0.0
         with torch.no_grad():
             self.log_temperature.fill_(fitted)
+        t = self.temperature
+        here = self.nll(logits, targets, t)
+        # NLL is convex in 1/T: at a true minimum, halving and doubling T both fit worse
+        lower = self.nll(logits, targets, t / 2) <= here
+        higher = self.nll(logits, targets, t * 2) <= here  # both: flat, the logits tell nothing
+        self.unbounded = "above" if higher else "below" if lower else None
         return self

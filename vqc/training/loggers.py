@@ -106,11 +106,29 @@ def record_warnings(loggers: list[Any], warnings: list[str]) -> None:
         return
     for logger in loggers:
         logger.log_hyperparams({"warnings": list(warnings)})
-        if type(logger).__name__ == "WandbLogger":
-            run = logger.experiment
-            run.summary["warnings"] = "\n".join(warnings)
-            for text in warnings:
-                try:
-                    run.alert(title="vqc warning", text=text[:1000])
-                except Exception as error:  # alerts need a server in some wandb versions
-                    log.debug("W&B alert not sent: %s", error)
+    _to_wandb(loggers, warnings, warnings)
+
+
+def add_warning(text: str, warnings: list[str], loggers: list[Any]) -> None:
+    """A warning raised once the run is under way (the drift calibration, the temperature):
+    logged, added to the run's ``warnings`` (summary.json, reports) and sent to W&B now, in
+    the run summary and as an alert, as :func:`record_warnings` does for those at the start."""
+    if text in warnings:
+        return
+    log.warning("WARNING: %s", text)
+    warnings.append(text)
+    _to_wandb(loggers, warnings, [text])
+
+
+def _to_wandb(loggers: list[Any], warnings: list[str], new: list[str]) -> None:
+    for logger in loggers:
+        if type(logger).__name__ != "WandbLogger":
+            continue
+        run = logger.experiment
+        run.summary["warnings"] = "\n".join(warnings)
+        run.summary["warning_count"] = len(warnings)
+        for text in new:
+            try:
+                run.alert(title="vqc warning", text=text[:1000])
+            except Exception as error:  # alerts need a server in some wandb versions
+                log.debug("W&B alert not sent: %s", error)

@@ -128,6 +128,8 @@ class ClassifierModule(L.LightningModule):
         #: ``"val"`` / ``"test"``: the last such epoch's outputs (none after a faulty epoch)
         self.epoch_outputs: dict[str, EpochOutputs] = {}
         self.temperature = TemperatureScaler()
+        #: Why the fitted temperature is not to be trusted (at its bound), or None.
+        self.temperature_warning: str | None = None
 
     # -- forward --------------------------------------------------------------------------------
     def _prepare(self, images: Tensor) -> Tensor:
@@ -294,6 +296,7 @@ class ClassifierModule(L.LightningModule):
                 "nothing to calibrate or test: lower the learning rate")
         self.temperature.fit(logits, torch.cat(targets))
         log.info("temperature fitted on validation: %.3f", self.temperature.temperature)
+        self.temperature_warning = self.temperature.bound_warning(len(logits))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Score a batch; returns the decided codes (callbacks see them in

@@ -33,7 +33,7 @@ from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import BEST_KEY, configured_callbacks
 from vqc.training.distributed import check_launch, local_rank, rank_zero_tester
 from vqc.training.limits import StageLimits
-from vqc.training.loggers import build_loggers, finish_wandb, record_warnings
+from vqc.training.loggers import add_warning, build_loggers, finish_wandb, record_warnings
 from vqc.training.losses import build_loss
 from vqc.training.mask_loss import MaskSupervision
 from vqc.training.members import ensemble_size, join_members, train_member
@@ -305,6 +305,8 @@ def test_checkpoint(tester: L.Trainer, module: ClassifierModule, datamodule: Any
     with interruptible("testing", lightning=True):
         tester.test(module, datamodule=datamodule, ckpt_path=checkpoint or None,
                     weights_only=True, verbose=False)
+    if module.temperature_warning:
+        add_warning(module.temperature_warning, warnings, module.loggers)
     write_atomic(run_dir / "test_report.md", with_warnings(
         module.test_report.to_markdown(classifier_title(module.decision)) + "\n"
         + decisions_markdown(module.test_decisions), warnings))
@@ -362,9 +364,9 @@ def _build_inspector(cfg: DictConfig, module: ClassifierModule, datamodule: Any,
         for found in caught:
             if f"{os.sep}vqc{os.sep}" not in str(found.filename):
                 continue  # a library's own warnings stay where they were
-            text = f"drift calibration: {found.message}"
-            log.warning("WARNING: %s", text)
-            warnings.append(text)
+            add_warning(f"drift calibration: {found.message}", warnings, module.loggers)
+        if module.temperature_warning:
+            add_warning(module.temperature_warning, warnings, module.loggers)
     path = inspector.save(run_dir / "inspector.safetensors")
     return {"inspector": str(path),
             **report_inspection(cfg, inspector, datamodule, run_dir, warnings or [],
