@@ -44,6 +44,8 @@ def validate(cfg: DictConfig, checks: Sequence[Check] | None = None) -> None:
     """Raise :class:`ConfigError` listing every problem (one line each) of ``cfg``."""
     problems: list[str] = []
     for function in CHECKS if checks is None else checks:
+        if problems and getattr(function, "builds_model", False):
+            continue  # built from bad values, the model would only repeat the problem
         problems.extend(function(cfg))
     # model.unfreeze=${unfreeze} and the like: one line, for the knob the user set
     problems = [p for p in dict.fromkeys(problems)
@@ -304,7 +306,14 @@ def _missing(node: Any, prefix: str) -> Iterator[str]:
             yield from _missing(child, f"{path}.")
 
 
+def builds_model(function: Check) -> Check:
+    """Mark a check that builds the model (torch, seconds): run only when the others pass."""
+    function.builds_model = True  # type: ignore[attr-defined]
+    return function
+
+
 @check
+@builds_model
 def unfreeze_within_the_model(cfg: DictConfig) -> Iterator[str]:
     """``unfreeze`` not above the model's block count: the model built without weights on the
     ``meta`` device (no memory, no download), which checks its own options."""
@@ -342,6 +351,7 @@ def rule_problem(cfg: DictConfig, key: str) -> str | None:
 
 
 @check
+@builds_model
 def drift_layers_of_the_model(cfg: DictConfig) -> Iterator[str]:
     """Drift layers the model has (``vqc.drift.layers``), found before any data is read; the
     model is built without weights. ``n_features`` is capped later, with a warning."""

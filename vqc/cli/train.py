@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
-import math
 import shlex
 import sys
 import warnings
@@ -13,12 +11,11 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
 from vqc.interrupts import Interrupted, handle_signals
-from vqc.io import folder_problem
 
 log = logging.getLogger("vqc")
 register_resolvers()
@@ -35,84 +32,16 @@ def _names() -> tuple[str, str | None]:
     return run_dir.name, None
 
 
-#: Settings that decide where a model's weights come from: a sweep over them is expanded when
-#: the jobs' weights are checked, before Hydra starts (at most MAX_CHECKED_JOBS combinations).
-WEIGHT_KEYS = ("model", "model.name", "model.source", "model.pretrained", "model.weights")
-MAX_CHECKED_JOBS = 16
-
-
-def _early_errors(argv: list[str]) -> str | None:
-    """What would stop the run, found before Hydra starts and before any data is read: a run or
-    cache folder that cannot be created, or pretrained weights that cannot be had (in a sweep:
-    only when every job would stop, said once). A message naming the setting, or ``None``.
-
-    Only plain overrides (and ``-m``) are looked at; with any other flag, or when the config
-    does not compose, Hydra runs as usual and reports what it finds.
-    """
-    multirun = False
-    overrides = []
-    for arg in argv:
-        if arg in ("-m", "--multirun"):
-            multirun = True
-        elif arg.startswith("-"):
-            return None
-        else:
-            overrides.append(arg)
-    try:
-        from hydra import compose, initialize_config_dir
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        parsed = OverridesParser.create().parse_overrides(overrides)
-        plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-        swept = [[f"{o.input_line.split('=', 1)[0]}={v}" for v in o.sweep_string_iterator()]
-                 for o in parsed if o.is_sweep_override() and o.key_or_group in WEIGHT_KEYS]
-        n_jobs = math.prod(len(list(o.sweep_string_iterator()))
-                           for o in parsed if o.is_sweep_override())
-        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
-            cfg = compose("train", plain, return_hydra_config=True)
-            jobs = list(itertools.islice(itertools.product(*swept), MAX_CHECKED_JOBS))
-            models = [compose("train", [*plain, *job]).model if job else cfg.model
-                      for job in jobs]
-        run_key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-        folders = {run_key: OmegaConf.select(cfg, run_key),
-                   "paths.cache_dir": OmegaConf.select(cfg, "paths.cache_dir")}
-    except Exception:
-        return None
-    for key, folder in folders.items():
-        problem = folder_problem(str(folder)) if folder else None
-        if problem:
-            parent = "paths.output_dir" if key.startswith("hydra.") else "paths.data_dir"
-            return (f"{key}={folder}: cannot create this folder: {problem} (it lies under "
-                    f"{parent} unless {key} is set itself)")
-    return _weights_error(models, n_jobs if multirun else 1)
-
-
-def _weights_error(models: list[DictConfig], n_jobs: int) -> str | None:
-    """The error of a run whose pretrained weights cannot be had; in a sweep of ``n_jobs``,
-    said once when every job's cannot (a sweep where some can runs, and the others fail by
-    themselves)."""
-    from vqc.models import locate_weights
-
-    errors = []
-    for model in models:
-        try:
-            locate_weights(str(model.name), OmegaConf.to_container(model, resolve=True))
-        except VqcError as err:
-            errors.append(str(err))
-        except Exception:
-            return None  # not this check's to report: the run says what it is
-    if not errors or len(errors) < len(models):
-        return None
-    if n_jobs == 1:
-        return errors[0]
-    return (f"every job of this sweep ({n_jobs} jobs) would stop on its weights; none is run.\n"
-            + "\n".join(dict.fromkeys(errors)))
-
-
 def main() -> float | None:
-    """``python train.py [overrides]``: the output folders are checked, then Hydra runs."""
+    """``python train.py [overrides]``: checked first (``vqc.cli.precheck``), then Hydra runs."""
+    from vqc.cli.precheck import early_errors, sweep_listing
+
     with handle_signals():
-        problem = _early_errors(sys.argv[1:])
+        listing = sweep_listing(sys.argv[1:])
+        if listing is not None:
+            print(listing)
+            return None
+        problem = early_errors(sys.argv[1:])
         if problem:
             print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
             sys.exit(2)

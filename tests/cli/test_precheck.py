@@ -1,0 +1,66 @@
+"""``train.py`` refuses a bad command line in one line, before Hydra starts, before any heavy
+library is imported; a sweep can be listed without running it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+ENV = os.environ | {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled"}
+
+
+def _train(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "train.py"), *argv,
+                           f"paths.output_dir={tmp_path / 'out'}"], env=ENV, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize(("argv", "lines"), [
+    (["trainer.max_epoch=1"],
+     ["train.py: error: trainer.max_epoch: no such setting; did you mean trainer.max_epochs?"]),
+    (["+trainer.max_epoch=1"],
+     ["train.py: error: +trainer.max_epoch: adds a setting nothing reads beside "
+      "trainer.max_epochs; did you mean trainer.max_epochs=1?"]),
+    (["unfreeze=abc"], ["train.py: error: unfreeze=abc: must be an integer >= -1 (or null)"]),
+    (["dropout=1.5"], ["train.py: error: dropout=1.5: must be a number >= 0 and < 1"]),
+    (["lr=-1", "seed=x"], ["train.py: error: seed=x: must be an integer >= 0",
+                           "lr=-1: must be a number > 0"]),
+], ids=["misspelt", "misspelt_added", "unfreeze", "dropout", "two"])
+def test_a_bad_setting_is_one_line_per_problem(tmp_path, argv, lines) -> None:
+    result = _train(tmp_path, *argv)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == lines and result.stdout == ""
+    assert not (tmp_path / "out").exists()  # nothing made
+
+
+def test_the_check_runs_before_torch_is_imported() -> None:
+    code = ("import sys; from vqc.cli.precheck import early_errors; "
+            "print(early_errors(['unfreeze=abc'])); print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], env=ENV, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines() == ["unfreeze=abc: must be an integer >= -1 (or null)",
+                                          "False"]
+
+
+def test_a_good_command_line_passes_the_check() -> None:
+    from vqc.cli.precheck import early_errors
+
+    assert early_errors(["model=cnn", "trainer.max_epochs=3", "+trainer.profiler=simple"]) is None
+
+
+def test_a_sweep_is_listed_without_running_it(tmp_path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "seed=1,2",
+                             "model=cnn,basic_cnn", "--cfg", "job",
+                             f"paths.output_dir={tmp_path / 'out'}"],
+                            env=ENV, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = [line for line in result.stdout.splitlines() if line.startswith("# job")]
+    assert jobs == ["# job 0: seed=1 model=cnn", "# job 1: seed=1 model=basic_cnn",
+                    "# job 2: seed=2 model=cnn", "# job 3: seed=2 model=basic_cnn"]
+    assert result.stdout.count("\nseed: 2\n") == 2
+    assert not (tmp_path / "out").exists() and not (tmp_path / "multirun").exists()
