@@ -88,3 +88,14 @@ def test_configured_checkpoints_are_the_finite_ones(tmp_path):
             cfg.paths.run_dir = str(tmp_path)
         for name in ("model_checkpoint", "last_checkpoint"):
             assert isinstance(instantiate(cfg.callbacks[name]), FiniteModelCheckpoint)
+
+
+def test_the_progress_bar_counts_epochs_from_one_as_the_log_does() -> None:
+    from types import SimpleNamespace
+
+    from vqc.training.callbacks import EpochProgressBar
+
+    bar = EpochProgressBar()
+    bar._trainer = SimpleNamespace(max_epochs=3)
+    assert bar._get_train_description(2).strip() == "Epoch 3/3"  # the last of three
+    assert bar._get_train_description(0).strip() == "Epoch 1/3"

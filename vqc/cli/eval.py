@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
+from vqc.cli.start import quiet_library_warnings
 from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
 from vqc.interrupts import Interrupted, handle_signals
@@ -45,7 +45,7 @@ def main() -> None:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="eval", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_library_warnings()
     logging.getLogger("lightning.pytorch").propagate = False
     from vqc.cli.report import console, print_inspection, print_training_summary
     from vqc.cli.start import start_run

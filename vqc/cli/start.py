@@ -19,7 +19,21 @@ log = logging.getLogger("vqc")
 #: Printed first in the tree, in this order; the other keys follow as they come.
 TREE_ORDER = ("data", "model", "module", "drift", "trainer", "callbacks", "logger", "paths")
 
-__all__ = ["config_tree", "register_resolvers", "start_run"]
+#: Library warnings that say nothing to act on in a vqc run: FutureWarnings of dependencies, a
+#: small set with fewer batches than the logging interval (vqc logs every epoch anyway), frozen
+#: blocks whose batch norms stay in eval mode on purpose (``module.freeze_bn_stats``).
+QUIET = (r".*smaller than the logging interval.*", r"Found \d+ module\(s\) in eval mode.*")
+
+__all__ = ["config_tree", "quiet_library_warnings", "register_resolvers", "start_run"]
+
+
+def quiet_library_warnings() -> None:
+    """Leave out the warnings of :data:`QUIET` (vqc's own warnings are kept)."""
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    for message in QUIET:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def config_tree(cfg: DictConfig, order: Sequence[str] = TREE_ORDER) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import shlex
 import sys
-import warnings
 from pathlib import Path
 
 import hydra
@@ -13,12 +12,14 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from vqc.cli.start import quiet_library_warnings
 from vqc.config import CONFIG_DIR, register_resolvers
 from vqc.errors import VqcError
 from vqc.interrupts import Interrupted, handle_signals
 
 log = logging.getLogger("vqc")
 register_resolvers()
+
 
 
 def _names() -> tuple[str, str | None]:
@@ -65,7 +66,7 @@ def resume_hint(stop: Interrupted, cfg: DictConfig) -> str:
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="train", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> float | None:
-    warnings.filterwarnings("ignore", category=FutureWarning)
+    quiet_library_warnings()
     # Lightning prints its own INFO lines; do not repeat them through Hydra's handlers.
     logging.getLogger("lightning.pytorch").propagate = False
     from vqc.cli.report import print_training_summary

@@ -15,7 +15,7 @@ from weakref import proxy
 import lightning as L
 import torch
 from lightning.fabric.utilities.cloud_io import _is_local_file_protocol
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, Timer
+from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, RichProgressBar, Timer
 from torch import Tensor
 
 from vqc.classes import ClassSet
@@ -24,6 +24,18 @@ from vqc.training.figures import misclassified_figure
 from vqc.training.schedules import schedule_length, shorten_schedule
 
 log = logging.getLogger(__name__)
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's rich progress bar, counting epochs from 1 as vqc's log does ("Epoch 3/3"
+    for the last of three, where Lightning shows "Epoch 2/2")."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        description = super()._get_train_description(current_epoch + 1)
+        if self.trainer.max_epochs is not None and self.trainer.max_epochs >= 0:
+            description = description.replace(f"/{self.trainer.max_epochs - 1}",
+                                              f"/{self.trainer.max_epochs}", 1)
+        return description
 
 
 #: Key of a checkpoint file (and of the callback's state) holding :func:`best_record`.

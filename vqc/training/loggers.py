@@ -80,9 +80,14 @@ def build_loggers(cfg: DictConfig | None, run_name: str, group: str | None) -> l
             Path(spec["save_dir"]).mkdir(parents=True, exist_ok=True)
             os.environ.setdefault("WANDB_SILENT", "true")
         try:
-            loggers.append(instantiate(spec))
+            logger = instantiate(spec)
         except Exception as err:
             raise ConfigError(f"logger.{key}: cannot create it ({err})") from err
+        init = getattr(logger, "_wandb_init", None)
+        if isinstance(init, dict) and init.get("anonymous") is None:
+            # Lightning passes anonymous=None, which wandb answers with a deprecation warning
+            init.pop("anonymous", None)
+        loggers.append(logger)
     return loggers
 
 
