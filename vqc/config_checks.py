@@ -197,6 +197,7 @@ DATA = [
     _count("data.preprocess.auto_side", 16, nullable=True),
     Rule("data.preprocess.mode", "choice", choices=("L", "RGB")),
     _count("data.preprocess.max_pixels", 1),
+    Rule("data.preprocess.bit_depth", "int", 9, 16, nullable=True),
     Rule("data.preprocess.resize", "choice", choices=("stretch", "letterbox")),
     Rule("data.classes.good", "str"), Rule("data.classes.open_set", "str", nullable=True),
     Rule("data.classes.names", "strs", nullable=True), _flag("data.test_labelled"),

@@ -177,3 +177,50 @@ def test_letterbox_keeps_the_aspect_ratio_on_the_images_mean(tmp_path: Path) -> 
 def test_unknown_resize_mode_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match=r"preprocess\.resize='crop'"):
         Preprocessor(size=(8, 8), resize="crop")
+
+
+def _sixteen_bit(path: Path, peak: int) -> Path:
+    array = np.linspace(0, peak, 64 * 64).reshape(64, 64).astype(np.uint16)
+    Image.fromarray(array).save(path)
+    return path
+
+
+def test_twelve_bit_data_in_a_sixteen_bit_file_is_warned_about_and_can_be_read(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from vqc.data import preprocess
+
+    preprocess._RESCALE_WARNED.discard("12-bit")
+    path = _sixteen_bit(tmp_path / "camera.png", 4095)
+    dark = np.asarray(load_image(path))
+    assert dark.max() == 16  # 4095 / 65535 * 255: nearly black
+    assert "values stop at 4095 (12-bit data?)" in caplog.text
+    assert "data.preprocess.bit_depth=12" in caplog.text
+    right = Preprocessor(size=(64, 64), bit_depth=12)(path)
+    assert right.max() == 255
+    assert Preprocessor(size=(64, 64)).fingerprint() != \
+        Preprocessor(size=(64, 64), bit_depth=12).fingerprint()
+    caplog.clear()
+    assert np.asarray(load_image(_sixteen_bit(tmp_path / "full.png", 60000))).max() == 233
+    assert "12-bit" not in caplog.text
+
+
+def test_an_image_too_small_to_inspect_is_refused(tmp_path: Path) -> None:
+    Image.new("L", (1, 1), 128).save(tmp_path / "dot.png")
+    with pytest.raises(DataError, match=r"dot\.png: image of 1x1 px is too small to inspect"):
+        Preprocessor(size=(32, 32))(tmp_path / "dot.png")
+
+
+def test_only_vqcs_pixel_limit_speaks(tmp_path: Path) -> None:
+    """10,000 x 10,000 pixels is over Pillow's own limit (89 M): Pillow's warning and text do
+    not appear beside vqc's refusal."""
+    import warnings
+
+    Image.new("1", (10_000, 10_000)).save(tmp_path / "huge.png")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(DataError) as info:
+            load_image(tmp_path / "huge.png")
+    assert str(info.value).endswith("huge.png: 10000x10000 = 100,000,000 pixels exceeds the "
+                                    "limit of 50,000,000 (possible decompression bomb; raise "
+                                    "preprocess.max_pixels)")
+    assert not [w for w in caught if "DecompressionBomb" in w.category.__name__]

@@ -44,7 +44,7 @@ def build_classes(cfg: Mapping[str, Any]) -> ClassSet | None:
 
 
 def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
-    known = {"size", "mode", "max_pixels", "rotate_crop", "resize", "auto_side"}
+    known = {"size", "mode", "max_pixels", "rotate_crop", "resize", "auto_side", "bit_depth"}
     unknown = sorted(set(cfg) - known)
     if unknown:
         raise ConfigError(f"data.preprocess: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -54,7 +54,7 @@ def build_preprocessor(cfg: Mapping[str, Any]) -> Preprocessor:
     return Preprocessor(size=tuple(cfg["size"]), mode=cfg.get("mode", "L"),
                         rotate_crop=cfg.get("rotate_crop") or {},
                         max_pixels=int(cfg.get("max_pixels", 50_000_000)),
-                        resize=cfg.get("resize", "stretch"))
+                        resize=cfg.get("resize", "stretch"), bit_depth=cfg.get("bit_depth"))
 
 
 def build_data_source(cfg: Mapping[str, Any]) -> DataSource:

@@ -92,13 +92,18 @@ def parse_rotate_crop_table(table: Mapping[str, object] | None) -> dict[str, Rot
 
 
 def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
-               max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+               max_pixels: int = DEFAULT_MAX_PIXELS, bit_depth: int | None = None
+               ) -> Image.Image:
     """Decode ``path`` into an 8-bit image of ``mode`` ("L" or "RGB").
 
     Palette, RGBA, 1-bit and 16-bit images are converted rather than rejected; 16-bit values
-    are scaled to 8 bits over the full 0..65535 range, float ones by each image's own maximum
-    (logged once). Animated and multi-page images (GIF, WebP, TIFF) are refused: which frame
-    is the part is not for vqc to guess. Unreadable files raise ``DataError``.
+    are scaled to 8 bits over the range of ``bit_depth`` bits (default 16: 0..65535; 12 for a
+    12-bit camera's files), float ones by each image's own maximum (logged once). A 16-bit
+    file whose values fit in 12 bits is warned about once: scaled over 16 bits it comes out
+    nearly black. Animated and multi-page images (GIF, WebP, TIFF) are refused: which frame
+    is the part is not for vqc to guess. Unreadable files raise ``DataError``. The
+    pixel limit is vqc's own (``max_pixels``, checked from the header before decoding):
+    Pillow's is turned off, so its warning and error text never appear beside vqc's.
     """
     path = Path(path)
     if not path.is_file():
@@ -122,7 +127,7 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
                 _RESCALE_WARNED.add(image.mode)
                 log.warning("%s: %s; other such files are rescaled the same way", path,
                             RESCALING[image.mode])
-            return _to_mode(image, mode)
+            return _to_mode(image, mode, bit_depth, path)
     except Image.DecompressionBombError as err:
         raise DataError(f"{path}: refused as a possible decompression bomb ({err})") from err
     except UnidentifiedImageError as err:
@@ -131,6 +136,13 @@ def load_image(path: str | os.PathLike[str], mode: ColorMode = "L",
         hint = "" if "truncated" in str(err) else "; the file may be truncated or corrupt"
         raise DataError(f"{path}: cannot decode image ({err}){hint}") from err
 
+
+#: Images smaller than this a side are refused by :class:`Preprocessor` rather than stretched:
+#: no photo of a part is that small.
+MIN_SIDE = 4
+#: vqc checks ``max_pixels`` itself, from the header, before decoding: Pillow's own limit
+#: (its DecompressionBombWarning and error text) is turned off.
+Image.MAX_IMAGE_PIXELS = None
 
 #: How 32-bit images (PIL modes F and I) become 8-bit ones.
 RESCALING = {
@@ -143,12 +155,23 @@ RESCALING = {
 _RESCALE_WARNED: set[str] = set()
 
 
-def _to_mode(image: Image.Image, mode: ColorMode) -> Image.Image:
+def _to_mode(image: Image.Image, mode: ColorMode, bit_depth: int | None = None,
+             path: Path | None = None) -> Image.Image:
     if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode != "F" else max(float(array.max()), 1.0)
+        top = float(2 ** (bit_depth or 16) - 1) if image.mode != "F" else max(
+            float(array.max()), 1.0)
         if image.mode == "I" and array.max() <= 255:
             top = 255.0
+        peak = float(array.max())
+        if (image.mode != "F" and bit_depth is None and 255 < peak < 4096
+                and "12-bit" not in _RESCALE_WARNED):
+            _RESCALE_WARNED.add("12-bit")
+            log.warning("%s: a 16-bit image whose values stop at %d (12-bit data?): scaled "
+                        "from 0..65535 it comes out nearly black (at most %d of 255); set "
+                        "data.preprocess.bit_depth=12 if the camera gives 12 bits", path,
+                        peak, round(peak * 255 / 65535))
+        array = np.minimum(array, top)
         array = np.clip(np.rint(array * (255.0 / top)), 0, 255).astype(np.uint8)
         image = Image.fromarray(array, mode="L")
     if image.mode == "P":
@@ -178,6 +201,7 @@ class Preprocessor:
     rotate_crop: Mapping[str, RotateCrop] = field(default_factory=dict)
     max_pixels: int = DEFAULT_MAX_PIXELS
     resize: ResizeMode = "stretch"
+    bit_depth: int | None = None  # of 16-bit files' data (12: a 12-bit camera); None: 16
 
     def __post_init__(self) -> None:
         if isinstance(self.size, int):
@@ -188,6 +212,9 @@ class Preprocessor:
             raise ConfigError(f"preprocess.size={self.size!r}: expected [height, width] > 0")
         if self.mode not in ("L", "RGB"):
             raise ConfigError(f"preprocess.mode={self.mode!r}: expected 'L' or 'RGB'")
+        if self.bit_depth is not None and not 8 < int(self.bit_depth) <= 16:
+            raise ConfigError(f"preprocess.bit_depth={self.bit_depth!r}: expected 9 to 16 "
+                              "(bits of a 16-bit file's data), or null")
         if self.resize not in RESIZE_MODES:
             raise ConfigError(f"preprocess.resize={self.resize!r}: expected one of "
                               f"{list(RESIZE_MODES)}")
@@ -209,6 +236,8 @@ class Preprocessor:
         }
         if self.resize != "stretch":  # stretched entries keep the keys they always had
             payload["resize"] = self.resize
+        if self.bit_depth is not None:
+            payload["bit_depth"] = self.bit_depth
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
     def check_lib(self, lib: str | None, where: str) -> None:
@@ -220,7 +249,10 @@ class Preprocessor:
 
     def __call__(self, path: str | os.PathLike[str], lib: str | None = None) -> np.ndarray:
         """The preprocessed image as a ``uint8`` array of shape (channels, height, width)."""
-        image = load_image(path, self.mode, self.max_pixels)
+        image = load_image(path, self.mode, self.max_pixels, self.bit_depth)
+        if min(image.size) < MIN_SIDE:
+            raise DataError(f"{path}: image of {image.size[0]}x{image.size[1]} px is too small "
+                            f"to inspect (at least {MIN_SIDE} px a side)")
         if self.rotate_crop:
             self.check_lib(lib, str(path))
             image = self.rotate_crop[lib].apply(image, name=str(path), lib=str(lib))  # type: ignore[index]

@@ -90,7 +90,8 @@ def build_preprocessor(spec: InspectorSpec) -> Preprocessor:
                         mode=spec.preprocess.get("mode", "L"),
                         rotate_crop=spec.preprocess.get("rotate_crop") or {},
                         max_pixels=int(spec.preprocess.get("max_pixels", 50_000_000)),
-                        resize=spec.preprocess.get("resize", "stretch"))
+                        resize=spec.preprocess.get("resize", "stretch"),
+                        bit_depth=spec.preprocess.get("bit_depth"))
 
 
 def normalise_images(images: Tensor, spec: InspectorSpec) -> Tensor:

@@ -36,7 +36,8 @@ TYPES: dict[str, tuple[tuple[type, ...], bool]] = {
     "versions": ((dict,), False),
 }
 #: Keys of ``preprocess`` (``conf/data/base/common.yaml``); ``size`` is required.
-PREPROCESS_KEYS = ("size", "auto_side", "mode", "max_pixels", "resize", "rotate_crop")
+PREPROCESS_KEYS = ("size", "auto_side", "mode", "max_pixels", "resize", "rotate_crop",
+                   "bit_depth")
 _NAMES = {"list": "a list", "dict": "an object", "str": "a string", "int": "a number",
           "float": "a number"}
 
