@@ -6,10 +6,18 @@ an *open-set* label (the challenge's Drift): it is never trained on, but may app
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vqc.errors import ConfigError, DataError
+
+_SEPARATORS = re.compile(r"[\s_\-]+")
+
+
+def label_key(label: str) -> str:
+    """What two spellings of one class share: case-folded, ``_``/``-``/space runs as one space."""
+    return _SEPARATORS.sub(" ", str(label)).strip().casefold()
 
 CHALLENGE_CLASS_NAMES: tuple[str, ...] = (
     "GOOD",
@@ -122,6 +130,13 @@ class ClassSet:
             f"{place}unknown label {label!r}; expected one of {list(self.names)} "
             f"or a code 0..{len(self.names) - 1}"
         )
+
+    def code_by_spelling(self, label: object) -> int | None:
+        """The code of the class ``label`` spells another way (case, spaces, ``_`` and ``-``
+        ignored, as training merges labels), or ``None``."""
+        key = label_key(str(label))
+        matches = [i for i, name in enumerate(self.names) if label_key(name) == key]
+        return matches[0] if len(matches) == 1 else None
 
     def codes(self, labels: Iterable[object], where: str = "") -> list[int]:
         return [self.code(label, where) for label in labels]

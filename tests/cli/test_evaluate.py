@@ -155,3 +155,21 @@ def test_generic_classes(tmp_path: Path, capsys) -> None:
     out = capsys.readouterr().out
     # one crack called good: 100 / (3 * 100) -> PWA 0.6667; one escape of 2 cracks
     assert "0.6667" in out and "1 / 2 (50.0%)" in out
+
+
+def test_another_spelling_of_a_class_is_read_as_training_reads_it(pair, tmp_path, capsys):
+    """'Good' and 'lift off blanc' are GOOD and 'Lift-off blanc' to training: to vqc-evaluate
+    too, scored alike, and said."""
+    preds, labels = pair
+    names = [NAMES[c] for c in LABELS]
+    respelt = [n.replace("GOOD", "Good").replace("Lift-off blanc", "lift off blanc")
+               for n in names]
+    other = challenge_csv(tmp_path / "respelt.csv", respelt)
+    assert main(["--predictions", str(preds), "--labels", str(labels), "--out",
+                 str(tmp_path / "a")]) == 0
+    assert main(["--predictions", str(preds), "--labels", str(other), "--out",
+                 str(tmp_path / "b")]) == 0
+    a, b = (json.loads((tmp_path / d / "scores.json").read_text())["scores"] for d in "ab")
+    assert a["pwa"] == b["pwa"] and a["per_class"] == b["per_class"]
+    out = capsys.readouterr().out
+    assert "labels read as their class" in out and "'Good' -> 'GOOD'" in out

@@ -101,6 +101,7 @@ def run(args: argparse.Namespace, console: Console) -> int:
     report = score_predictions(torch.tensor(pred_codes), torch.tensor(true_codes), cost,
                                scored, args.collapse_share)
     report.cost_name = cost_name
+    report.warnings.extend([*labels.notes, *preds.notes])
     if matched.missing:
         report.warnings.append(f"{len(matched.missing)} labelled file(s) without a prediction, "
                                f"not scored: {listing(matched.missing)}")

@@ -9,22 +9,16 @@ class, named by the configured spelling when there is one (``data.classes.names`
 from __future__ import annotations
 
 import logging
-import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
 import pandas as pd
 
+from vqc.classes import label_key
 from vqc.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-_SEPARATORS = re.compile(r"[\s_\-]+")
-
-
-def label_key(label: str) -> str:
-    """What two spellings of one class share: case-folded, ``_``/``-``/space runs as one space."""
-    return _SEPARATORS.sub(" ", str(label)).strip().casefold()
 
 
 def _preferred_by_key(preferred: Iterable[str | None]) -> dict[str, str]:

@@ -13,8 +13,9 @@ silently.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,6 +82,7 @@ class LabelledFile:
     path: Path
     filenames: list[str]
     codes: list[int]
+    notes: list[str] = field(default_factory=list)  # labels read as another spelling
 
 
 def read_labelled(path: str | Path, classes: ClassSet, what: str = "labels") -> LabelledFile:
@@ -101,12 +103,23 @@ def read_labelled(path: str | Path, classes: ClassSet, what: str = "labels") -> 
         raise DataError(f"{path}: {len(dupes)} filename(s) appear more than once in the {what}: "
                         f"{listing(dupes)}")
     codes = []
+    spellings: Counter[tuple[str, str]] = Counter()
     for i, label in enumerate(frame["Label"]):
         where = f"{path}, line {csv_row(i)} ({filenames[i]})"
         if not str(label).strip():
             raise DataError(f"{where}: empty Label")
-        codes.append(classes.code(label, where))
-    return LabelledFile(path, filenames, codes)
+        try:
+            codes.append(classes.code(label, where))
+        except DataError:
+            code = classes.code_by_spelling(label)  # as training merges labels
+            if code is None:
+                raise
+            codes.append(code)
+            spellings[(str(label), classes.names[code])] += 1
+    notes = [f"{path}: labels read as their class (case, spaces, '_' and '-' ignored): "
+             + "; ".join(f"{a!r} -> {b!r} ({n} row(s))" for (a, b), n in sorted(spellings.items()))
+             ] if spellings else []
+    return LabelledFile(path, filenames, codes, notes)
 
 
 @dataclass
