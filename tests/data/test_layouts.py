@@ -87,3 +87,15 @@ def test_a_registered_layout_is_built_by_name():
             register_layout("listing_for_test")(ChallengeFiles)
     finally:
         del LAYOUTS["listing_for_test"]
+
+
+def test_split_values_are_read_in_any_case() -> None:
+    import pandas as pd
+
+    from vqc.data.layouts import _by_split
+
+    table = pd.DataFrame({"path": ["a", "b", "c", "d"], "label": ["good"] * 4,
+                          "split": ["Train", " TEST ", "Val", "train"],
+                          "where": [f"list.csv row {i + 2}" for i in range(4)]})
+    train, test = _by_split(table, "train", "test", "list.csv")
+    assert list(train["split"]) == ["train", "val", "train"] and list(test["path"]) == ["b"]

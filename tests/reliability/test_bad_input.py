@@ -279,6 +279,11 @@ TRAIN_CASES = [
               lambda c, d: [edited(c, d, with_libs), "data.columns.lib=lib",
                             "+data.preprocess.rotate_crop.DieA={angle:0,box:[0,0,8,8]}"],
               r"list\.csv row 7: unknown lib 'Die77'"),
+    TrainCase("unknown_split_value",
+              lambda c, d: [edited(c, d, lambda f: f.assign(
+                  split=["tset" if i == 9 else s for i, s in enumerate(f["split"])]))],
+              r"list\.csv row 11: unknown split 'tset' \(1 such row\(s\), values \['tset'\]\); "
+              r"expected 'train', 'test' or 'val' \(any case\)"),
     TrainCase("duplicate_filenames",
               lambda c, d: [edited(c, d, lambda f: pd.concat([f, f.iloc[[2]]]))],
               r"list\.csv: 1 duplicate path\(s\): '\S*train_good_2\.png' \(\S*list\.csv row 4\)"),

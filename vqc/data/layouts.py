@@ -107,11 +107,16 @@ def _by_split(table: pd.DataFrame, train_split: str, test_split: str, name: str)
     them instead of holding out a share of the training rows."""
     if table["split"].isna().all():
         return table, None
-    known = {train_split, test_split, "val"}
-    other = sorted(set(table["split"].dropna()) - known)
-    if other:
-        raise DataError(f"{name}: unknown split value(s) {other}; expected "
-                        f"{train_split!r} or {test_split!r}")
+    known = {value.strip().casefold(): value for value in (train_split, test_split, "val")}
+    table = table.assign(split=[known.get(str(v).strip().casefold(), v) if pd.notna(v) else v
+                                for v in table["split"]])  # "Train" is "train"
+    unknown = table[table["split"].notna() & ~table["split"].isin(list(known.values()))]
+    if len(unknown):
+        first = unknown.iloc[0]
+        where = first["where"] if "where" in unknown.columns else name
+        raise DataError(f"{where}: unknown split {first['split']!r} ({len(unknown)} such "
+                        f"row(s), values {sorted(map(str, set(unknown['split'])))}); expected "
+                        f"{train_split!r}, {test_split!r} or 'val' (any case)")
     train = table[table["split"].isin([train_split, "val"])].reset_index(drop=True)
     test = table[table["split"] == test_split].reset_index(drop=True)
     return train, (test if len(test) else None)
