@@ -279,6 +279,9 @@ TRAIN_CASES = [
               lambda c, d: [edited(c, d, with_libs), "data.columns.lib=lib",
                             "+data.preprocess.rotate_crop.DieA={angle:0,box:[0,0,8,8]}"],
               r"list\.csv row 7: unknown lib 'Die77'"),
+    TrainCase("no_validation_images", lambda c, d: ["data.val_fraction=0"],
+              r"data\.val_fraction=0 leaves no validation images and the data has no val "
+              r"split: validation chooses the best checkpoint"),
     TrainCase("unknown_split_value",
               lambda c, d: [edited(c, d, lambda f: f.assign(
                   split=["tset" if i == 9 else s for i, s in enumerate(f["split"])]))],

@@ -199,6 +199,12 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     choices = resume_choices(cfg, run_dir)  # a resumed run keeps what it chose
     choices += resolve_data_choices(cfg)  # the config's "auto" values, before the data is read
     datamodule = prepare_data(cfg)
+    if datamodule.val_frame is None or len(datamodule.val_frame) == 0:
+        raise ConfigError(
+            f"data.val_fraction={cfg.data.get('val_fraction')} leaves no validation images and "
+            "the data has no val split: validation chooses the best checkpoint and fits the "
+            "temperature and the drift threshold; set data.val_fraction (e.g. 0.2) or give a "
+            "val split")
     choices += resolve_training_choices(cfg, datamodule)
     module = build_module(cfg, datamodule)
     early = check_drift(cfg, module.network, choices)  # drift layers fit the model: fail now
