@@ -79,7 +79,8 @@ def test_skip_mode_leaves_bad_images_out_and_lists_them(tiny_challenge, tiny_pre
     dm = _dm(tiny_challenge, tiny_preprocessor, tmp_path / "c", on_bad_image="skip")
     dm.setup()
     assert len(dm.train_frame) + len(dm.val_frame) == 24
-    listed = pd.read_csv(dm.cache_dir() / "skipped.csv")
+    assert not (dm.cache_dir() / "skipped.csv").exists()  # the cache is shared by runs
+    listed = pd.read_csv(dm.write_skipped(tmp_path / "run"))
     assert listed["path"].str.endswith("train_0005.png").tolist() == [True]
 
 

@@ -88,3 +88,20 @@ def test_predict_names_what_it_leaves_out_and_reads_sub_folders_on_request(tmp_p
     assert predict_cli.main([*args[:-1], str(deep), "--recursive"]) == 0
     filenames = pd.read_csv(deep, index_col=0)["filename"].tolist()
     assert filenames == sorted([*names, *(f"line2/{name}" for name in deeper)])
+
+
+def test_each_run_lists_the_images_it_skipped_in_its_own_folder(tmp_path, monkeypatch):
+    """Two runs share one cache; each run's skipped.csv is its own, beside its summary."""
+    root = write_folders(tmp_path / "parts")
+    (root / "train" / "good" / "broken.png").write_text("not an image")
+    runs = []
+    for name in ("first", "second"):
+        if name == "second":
+            (root / "train" / "good" / "broken.png").unlink()
+            (root / "train" / "scratch" / "torn.png").write_bytes(b"\x89PNG\r\n")
+        run = tmp_path / name
+        assert _train([*_folders(root, tmp_path, "model=basic_cnn", "data.on_bad_image=skip",
+                                 "inspector=false"), f"hydra.run.dir={run}"], monkeypatch) == 0
+        runs.append(pd.read_csv(run / "skipped.csv")["path"].map(lambda p: p.split("/")[-1]))
+    assert runs[0].tolist() == ["broken.png"] and runs[1].tolist() == ["torn.png"]
+    assert not list((tmp_path / "data").rglob("skipped.csv"))  # nothing in the shared cache

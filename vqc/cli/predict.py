@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -230,6 +231,23 @@ def _check_no_overwrite(outputs: dict[str, Path], inputs: dict[str, Path]) -> No
                                 f"overwrite an input; give another {_option(name)}")
 
 
+def _details_owner(details: Path, out: Path) -> Path | None:
+    """The record (``OTHER.meta.json``) of another prediction whose details file is
+    ``details``: writing it again would leave that record's checksum stale."""
+    target = str(details.resolve())
+    for folder in dict.fromkeys((out.parent.resolve(), details.parent.resolve())):
+        for record in sorted(folder.glob("*.meta.json")) if folder.is_dir() else []:
+            if record.name == f"{out.name}.meta.json":
+                continue  # this prediction's own: a rerun rewrites both
+            try:
+                outputs = json.loads(record.read_text()).get("outputs", {})
+            except (OSError, ValueError, AttributeError):
+                continue
+            if isinstance(outputs, dict) and (outputs.get("details") or {}).get("path") == target:
+                return record
+    return None
+
+
 def _check_no_image_overwrite(outputs: dict[str, Path], images: Path,
                               filenames: set[str]) -> None:
     """Refuse an output that is one of the images to predict."""
@@ -298,6 +316,11 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
     inputs = {"model": model_path, "--index": index} if index is not None else {
         "model": model_path}
     _check_no_overwrite(paths, inputs)
+    owner = _details_owner(details, out) if details.exists() else None
+    if owner is not None:
+        raise DataError(f"--details {details} holds the details of another prediction "
+                        f"({owner.name}); writing it would leave that record's checksum "
+                        "stale: give another --details")
     problem = folder_problem(out.parent)
     if problem:
         raise DataError(f"--out {out}: cannot create its folder: {problem}")

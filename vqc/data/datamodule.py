@@ -124,8 +124,8 @@ class VqcDataModule(L.LightningDataModule):
         self._check_trained_classes_present()
         if self.masks:
             self._prepare_masks(index.train)
-        if index.skipped:
-            self._write_skipped(index.skipped)
+        if index.skipped:  # the run writes the list into its own folder (not the shared cache)
+            log.warning("%d image(s) skipped (data.on_bad_image=skip)", len(index.skipped))
 
     def _split(self, train: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Rows that train and rows that validate: the source's own ``val`` rows (a ``val/``
@@ -192,10 +192,16 @@ class VqcDataModule(L.LightningDataModule):
         if empty:
             raise DataError(f"class(es) {empty} have no usable training images")
 
-    def _write_skipped(self, skipped: list[tuple[str, str]]) -> None:
-        path = self.cache.root / "skipped.csv"
+    def write_skipped(self, folder: Path) -> Path | None:
+        """``folder/skipped.csv``: the images ``data.on_bad_image=skip`` left out, and why
+        (in the run's folder: the cache is shared by runs); ``None`` when none was."""
+        skipped = self._require_setup().skipped
+        if not skipped:
+            return None
+        path = Path(folder) / "skipped.csv"
         write_csv_atomic(pd.DataFrame(skipped, columns=["path", "reason"]), path, index=False)
         log.warning("%d image(s) skipped; list written to %s", len(skipped), path)
+        return path
 
     # -- properties ---------------------------------------------------------------------------
     def _require_setup(self) -> DataIndex:

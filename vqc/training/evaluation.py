@@ -82,6 +82,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     without_mask_training(cfg)
     reuse_run_choices(cfg, ckpt)  # the size its run chose, not one chosen from this data
     datamodule = prepare_data(cfg)
+    datamodule.write_skipped(run_dir)
     resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
     module = build_module(cfg, datamodule)
     best = _check_checkpoint(ckpt, module, cfg)

@@ -205,6 +205,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
             "the data has no val split: validation chooses the best checkpoint and fits the "
             "temperature and the drift threshold; set data.val_fraction (e.g. 0.2) or give a "
             "val split")
+    datamodule.write_skipped(run_dir)
     choices += resolve_training_choices(cfg, datamodule)
     module = build_module(cfg, datamodule)
     early = check_drift(cfg, module.network, choices)  # drift layers fit the model: fail now
