@@ -173,9 +173,14 @@ def test_the_best_checkpoint_is_named_by_its_own_monitor(tmp_path, capsys, monke
     assert summary["optimized_metric"] == "val/pwa"
     assert summary["metric"] == pytest.approx(best_row["val/pwa"])
     line = f"(val/loss = {best['score']:.4f}, epoch {best['epoch']})"
-    assert line in capsys.readouterr().out
+    trained = capsys.readouterr().out
+    assert line in trained
+    titles = [t for t in trained.splitlines() if t.startswith("Test: ")]
     out = tmp_path / "eval"
     assert run_script(eval_cli.main, [f"ckpt_path={summary['best_checkpoint']}",
                                       f"hydra.run.dir={out}"], monkeypatch) == 0
     assert json.loads((out / "summary.json").read_text())["best"] == best
-    assert line in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert line in printed
+    assert [t for t in printed.splitlines() if t.startswith("Test: ")] == titles  # as training
+    assert "Test: classifier alone (argmax)" in [t.strip() for t in titles]

@@ -106,6 +106,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt, "best": best,
                                "warnings": warnings}
     summary.update(test_checkpoint(trainer, module, datamodule, ckpt, run_dir, warnings))
+    summary["decision"] = str(cfg.module.decision)  # the tables titled as training titles them
     if fitted:
         summary.update(build_inspector(cfg, module, datamodule, ckpt, run_dir, True, warnings))
     return summary
