@@ -158,3 +158,43 @@ def test_the_rate_is_chosen_from_the_cross_fitted_count(tmp_path):
     resolve_drift_choices(cfg, _datamodule({"good": (300, 75), "dent": (100, 24),
                                             "drift": (0, 0)}))
     assert cfg.drift.target_rate == 0.005  # 99 validation scores: the largest, warned of
+
+
+def test_a_masks_folder_beside_the_class_folders_is_found_and_learnt_from(tmp_path):
+    """root/ground_truth/<class>/<name>_mask.png, as MVTec AD lays it out: found, its suffix
+    read off the files, the masks learnt from; a folder set without one trains without."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path / "parts"
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 6), ("test", 2)):
+        for label in ("good", "crack"):
+            for i in range(n):
+                path = root / split / label / f"{split}{i}.png"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(rng.integers(0, 255, (16, 16), dtype=np.uint8)).save(path)
+                if label == "crack":
+                    mask = root / "ground_truth" / label / f"{split}{i}_mask.png"
+                    mask.parent.mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(np.full((16, 16), 255, dtype=np.uint8)).save(mask)
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["data=folders", f"data.root={root}"])
+    choices = {c.key: c for c in resolve_data_choices(cfg)}
+    assert choices["data.masks_root"].value == str(root / "ground_truth")
+    assert "files named *_mask" in choices["data.masks_root"].why
+    assert cfg.data.mask_suffix == "_mask" and cfg.module.mask_weight == 1.0
+    from vqc.data.build import build_data_source
+
+    train, _ = build_data_source(dict(cfg.data)).tables()
+    assert set(train["label"]) == {"good", "crack"}  # ground_truth/ is no class
+    assert train.loc[train["label"] == "crack", "mask"].notna().all()
+
+    plain = tmp_path / "plain"
+    for label in ("good", "crack"):
+        (plain / label).mkdir(parents=True)
+        Image.fromarray(np.zeros((16, 16), dtype=np.uint8)).save(plain / label / "0.png")
+    GlobalHydra.instance().clear()
+    cfg = compose("train", ["data=folders", f"data.root={plain}"])
+    choices = {c.key: c for c in resolve_data_choices(cfg)}
+    assert choices["data.masks_root"].value is None and cfg.module.mask_weight == 0.0

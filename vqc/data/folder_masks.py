@@ -26,6 +26,23 @@ log = logging.getLogger(__name__)
 Key = tuple[str, ...]
 
 
+#: Folders of ``root`` that ``masks_root: auto`` takes for the masks (MVTec AD's is
+#: ``ground_truth``, its files ``<name>_mask.png``).
+MASK_FOLDERS = ("masks", "ground_truth")
+
+
+def find_masks_folder(root: str | os.PathLike[str]) -> tuple[Path, str] | None:
+    """``masks_root: auto``: the first of :data:`MASK_FOLDERS` under ``root`` and the suffix
+    its files carry (``_mask`` when every mask's name ends so, else none); ``None``."""
+    for name in MASK_FOLDERS:
+        folder = Path(root) / name
+        if folder.is_dir():
+            stems = [p.stem for p in images_under(folder, image_extensions(), [], [])]
+            suffix = "_mask" if stems and all(s.endswith("_mask") for s in stems) else ""
+            return folder, suffix
+    return None
+
+
 def _mask_files(masks_root: Path) -> dict[Key, list[Path]]:
     """Mask files under ``masks_root`` by (folders..., name without extension)."""
     found: dict[Key, list[Path]] = defaultdict(list)

@@ -25,7 +25,7 @@ from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from vqc.data.folder_masks import attach_folder_masks
+from vqc.data.folder_masks import attach_folder_masks, find_masks_folder
 from vqc.data.folders import read_class_folders
 from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
@@ -201,11 +201,14 @@ class ClassFolders:
 
     def tables(self) -> Tables:
         self.notes = []
-        table = read_class_folders(_required(self.root, "root"), notes=self.notes,
-                                   skip=self.masks_root)
-        if self.masks_root and self.read_masks:
-            table = attach_folder_masks(table, self.masks_root, self.mask_suffix or "",
-                                        self.notes)
+        root = _required(self.root, "root")
+        masks_root, suffix = self.masks_root, self.mask_suffix or ""
+        if masks_root == "auto":  # a run resolves it first (and says so); a bare read here
+            found = find_masks_folder(root)
+            masks_root, suffix = (str(found[0]), suffix or found[1]) if found else (None, suffix)
+        table = read_class_folders(root, notes=self.notes, skip=masks_root)
+        if masks_root and self.read_masks:
+            table = attach_folder_masks(table, masks_root, suffix, self.notes)
         if self.test_root:
             return table, read_class_folders(self.test_root, notes=self.notes)
         return _by_split(table, self.train_split, self.test_split, str(self.root))

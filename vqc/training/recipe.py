@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.data.build import build_data_source, names_masks
+from vqc.data.folder_masks import MASK_FOLDERS, find_masks_folder
 from vqc.data.image_sizes import choose_size, crop_sizes, read_sizes
 from vqc.drift.config import drift_settings
 from vqc.drift.threshold import min_normal_count
@@ -83,6 +84,15 @@ def _mask_choices(cfg: DictConfig) -> list[Choice]:
         _set(cfg, "data.columns.mask", column)
         choices.append(Choice("data.columns.mask", column,
                               f"the CSV {'has a' if column else 'has no'} {MASK_COLUMN!r} column"))
+    if cfg.data.get("layout") == "folders" and _is_auto(cfg, "data.masks_root"):
+        found = find_masks_folder(cfg.data.root) if cfg.data.get("root") else None
+        _set(cfg, "data.masks_root", str(found[0]) if found else None)
+        if found and found[1] and not cfg.data.get("mask_suffix"):
+            _set(cfg, "data.mask_suffix", found[1])
+        why = (f"{found[0].name}/ under data.root" + (f", files named *{found[1]}" if found[1]
+                                                       else "")
+               if found else f"no {' or '.join(f'{n}/' for n in MASK_FOLDERS)} under data.root")
+        choices.append(Choice("data.masks_root", str(found[0]) if found else None, why))
     if _is_auto(cfg, "module.mask_weight"):
         data = OmegaConf.to_container(cfg.data, resolve=True)
         has = names_masks(data) and data.get("read_masks", True) is not False  # type: ignore[union-attr,arg-type]
@@ -114,7 +124,8 @@ def _size_choice(cfg: DictConfig) -> list[Choice]:
 
 
 #: Choices a resumed or tested run takes from the run it continues, where they are ``auto``.
-KEPT_ON_RESUME = ("data.preprocess.size", "data.columns.mask", "module.mask_weight",
+KEPT_ON_RESUME = ("data.preprocess.size", "data.columns.mask", "data.masks_root",
+                  "module.mask_weight",
                   "trainer.max_epochs", "trainer.limit_train_batches")
 
 
