@@ -13,8 +13,12 @@ by the signal.
   half-written is left. In a ``lightning`` phase (``trainer.fit``, ``trainer.test``) the
   handler only records the signal: Lightning's own handler stops the loop at the next batch
   (SIGTERM) or shuts down gracefully (SIGINT), with ``checkpoints/last.ckpt`` from the last
-  finished epoch, and the phase turns its exit into :class:`Interrupted`. Lightning's SLURM
-  auto-requeue (SIGUSR1) is left alone.
+  finished epoch, and the phase turns its exit into :class:`Interrupted`; before Lightning
+  listens (preparing data, restoring a checkpoint), the signal stops the phase at once.
+  Lightning's SLURM auto-requeue (SIGUSR1) is left alone.
+- A second signal stops the process at once, whatever the first was waiting for; forked
+  workers (data loaders, cache pools) keep the default behaviour, so only the main process
+  speaks.
 
 :class:`Interrupted` derives from ``BaseException``, as ``KeyboardInterrupt`` does, so that no
 ``except Exception`` on the way swallows it.
@@ -22,6 +26,7 @@ by the signal.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from collections.abc import Iterator
@@ -46,7 +51,8 @@ class Interrupted(BaseException):
         return 128 + int(self.signum)
 
 
-_state: dict[str, object] = {"phase": "start-up", "lightning": False, "received": None}
+_state: dict[str, object] = {"phase": "start-up", "lightning": False, "received": None,
+                             "pid": None}
 
 
 def received() -> int | None:
@@ -60,14 +66,22 @@ def current_phase() -> str:
 
 
 def _handler(signum: int, frame: FrameType | None) -> None:
+    if os.getpid() != _state["pid"]:  # a forked worker (data loader, cache pool): as by default
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     first = _state["received"] is None
     _state["received"] = signum
-    if _state["lightning"]:
-        if signum == signal.SIGINT and first:
-            raise KeyboardInterrupt  # Lightning's graceful shutdown; the phase says the rest
-        return  # SIGTERM: Lightning's own handler stops the loop at the next batch
-    if first:
+    if not first:  # a second signal: stop now, whatever the first was waiting for
         raise Interrupted(signum, current_phase())
+    if _state["lightning"]:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt  # Lightning's graceful shutdown; the phase says the rest
+        if signal.getsignal(signal.SIGTERM) is not _handler:
+            return  # Lightning listens: its own handler stops the loop at the next batch
+    raise Interrupted(signum, current_phase())
 
 
 @contextmanager
@@ -77,7 +91,7 @@ def handle_signals() -> Iterator[None]:
         yield  # signals reach the main thread only
         return
     previous = {signum: signal.getsignal(signum) for signum in SIGNALS}
-    _state.update(phase="start-up", lightning=False, received=None)
+    _state.update(phase="start-up", lightning=False, received=None, pid=os.getpid())
     for signum in SIGNALS:
         signal.signal(signum, _handler)
     try:

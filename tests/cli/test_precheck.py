@@ -22,10 +22,12 @@ def _train(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("argv", "lines"), [
     (["trainer.max_epoch=1"],
-     ["train.py: error: trainer.max_epoch: no such setting; did you mean trainer.max_epochs?"]),
+     ["train.py: error: trainer.max_epoch: no such setting; did you mean trainer.max_epochs? "
+      "(+trainer.max_epoch=... adds it as a new one)"]),
     (["+trainer.max_epoch=1"],
      ["train.py: error: +trainer.max_epoch: adds a setting nothing reads beside "
-      "trainer.max_epochs; did you mean trainer.max_epochs=1?"]),
+      "trainer.max_epochs; did you mean trainer.max_epochs=1? (++trainer.max_epoch=... adds "
+      "it anyway)"]),
     (["unfreeze=abc"], ["train.py: error: unfreeze=abc: must be an integer >= -1 (or null)"]),
     (["dropout=1.5"], ["train.py: error: dropout=1.5: must be a number >= 0 and < 1"]),
     (["lr=-1", "seed=x"], ["train.py: error: seed=x: must be an integer >= 0",
@@ -47,10 +49,18 @@ def test_the_check_runs_before_torch_is_imported() -> None:
                                           "False"]
 
 
-def test_a_good_command_line_passes_the_check() -> None:
+@pytest.mark.parametrize("argv", [
+    ["model=cnn", "trainer.max_epochs=3", "+trainer.profiler=simple"],
+    ["+trainer.min_epochs=5", "+trainer.gradient_clip_algorithm=value"],  # near, not one edit
+    ["data=valeo", "data.root=/tmp", "+data.preprocess.rotate_crop.Die05={angle:10,box:[0,0,9,9]}"],
+    ["++trainer.max_epoch=1"],  # ++ adds it anyway
+    ["-m", "model=cnn,basic_cnn", "model.width=16"],  # a key of the swept groups
+    ["-m", "seed=range(1,3)", "experiment=magnetic_tile"],
+], ids=["plain", "new_trainer_keys", "new_die", "forced", "swept_group", "range"])
+def test_a_good_command_line_passes_the_check(argv) -> None:
     from vqc.cli.precheck import early_errors
 
-    assert early_errors(["model=cnn", "trainer.max_epochs=3", "+trainer.profiler=simple"]) is None
+    assert early_errors(argv) is None
 
 
 def test_a_sweep_is_listed_without_running_it(tmp_path) -> None:
@@ -64,3 +74,12 @@ def test_a_sweep_is_listed_without_running_it(tmp_path) -> None:
                     "# job 2: seed=2 model=cnn", "# job 3: seed=2 model=basic_cnn"]
     assert result.stdout.count("\nseed: 2\n") == 2
     assert not (tmp_path / "out").exists() and not (tmp_path / "multirun").exists()
+
+
+def test_a_sweep_that_cannot_be_listed_says_why_in_one_line(tmp_path) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "train.py"), "-m", "--cfg", "job",
+                             "modle=cnn"], env=ENV, cwd=tmp_path, capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 2
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("train.py: error: cannot list this sweep's jobs: ")

@@ -69,7 +69,7 @@ def test_sigterm_during_training_says_how_to_resume_and_the_command_does(tmp_pat
     assert not (run / "summary.json").exists()
     command = shlex.split(line.split("resume with: ", 1)[1].split("  (", 1)[0])
     assert command[:2] == ["python", str(ROOT / "train.py")]
-    assert command[-2:] == ["ckpt_path=last", f"hydra.run.dir={run}"]
+    assert command[-2:] == ["ckpt_path=last", f"hydra.run.dir='{run}'"]  # quoted for Hydra
     resumed = subprocess.run([sys.executable, *command[1:]], env=ENV, cwd=ROOT,
                              capture_output=True, text=True, timeout=400)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -113,13 +113,41 @@ def test_a_signal_outside_lightning_stops_the_phase_at_once() -> None:
 
 
 def test_inside_lightning_the_signal_waits_for_the_loop_then_stops_the_phase() -> None:
+    """Once Lightning listens (its handler calls the one it found, as Lightning composes them),
+    the loop stops at its next batch; until then the signal stops the phase at once."""
     steps = []
     with (handle_signals(), pytest.raises(Interrupted) as info,
           interruptible("training", lightning=True)):
-        os.kill(os.getpid(), signal.SIGTERM)
-        steps.append("the loop went on to its next batch")
-        assert received() == signal.SIGTERM
+        ours = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda signum, frame: ours(signum, frame))
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            steps.append("the loop went on to its next batch")
+            assert received() == signal.SIGTERM
+        finally:
+            signal.signal(signal.SIGTERM, ours)
     assert steps and info.value.phase == "training"
+    with (handle_signals(), pytest.raises(Interrupted) as info,
+          interruptible("preparing the data", lightning=True)):
+        os.kill(os.getpid(), signal.SIGTERM)  # Lightning not listening yet
+        time.sleep(5)
+        pytest.fail("the signal waited for a loop that was not running")
+    assert info.value.phase == "preparing the data"
+
+
+def test_a_second_signal_stops_at_once() -> None:
+    with (handle_signals(), pytest.raises(Interrupted) as info,
+          interruptible("training", lightning=True)):
+        ours = signal.getsignal(signal.SIGTERM)
+        signal.signal(signal.SIGTERM, lambda signum, frame: ours(signum, frame))
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)  # Lightning will stop at the next batch ...
+            os.kill(os.getpid(), signal.SIGTERM)  # ... but a hung loader never gets there
+            time.sleep(5)
+            pytest.fail("the second signal did not stop the phase")
+        finally:
+            signal.signal(signal.SIGTERM, ours)
+    assert info.value.signum == signal.SIGTERM
 
 
 def test_sigterm_during_prediction_keeps_the_rows_and_the_same_command_goes_on(

@@ -73,25 +73,43 @@ def _unknown_key_error(error: Exception, plain: list[str]) -> str | None:
     except Exception:
         return None
     near = _nearest(cfg, key)
-    hint = f"did you mean {near}?" if near else f"add it with +{key}=... if it is meant to be new"
-    return f"{key}: no such setting; {hint}"
+    new = f"+{key}=... adds it as a new one"
+    return f"{key}: no such setting; " + (f"did you mean {near}? ({new})" if near else new)
+
+
+#: Nodes whose keys are the user's own (dies, class aliases, callbacks, loggers, detectors):
+#: a new key there is never a misspelling of a neighbour.
+USER_KEYED = ("data.preprocess.rotate_crop", "data.classes", "callbacks", "logger",
+              "drift.detectors", "hydra")
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` and ``b`` differ by one inserted, deleted or replaced character."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    i = next((k for k, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
+    return a[i + 1:] == b[i + 1:] or a[i:] == b[i + 1:] or a[i + 1:] == b[i:]
 
 
 def _added_key_errors(cfg_without: DictConfig, plain: list[str]) -> list[str]:
-    """``+trainer.max_epoch=1`` adds a key nothing reads, next to the one meant."""
+    """``+trainer.max_epoch=1`` adds a key nothing reads, one letter from the one meant
+    (``++key=...`` adds it anyway)."""
     problems = []
     for override in plain:
         if not override.startswith("+") or override.startswith("++"):
             continue
         key = override[1:].split("=", 1)[0]
         parent, _, leaf = key.rpartition(".")
+        if parent.startswith(USER_KEYED):
+            continue
         node = OmegaConf.select(cfg_without, parent) if parent else cfg_without
         if not isinstance(node, DictConfig) or leaf in node:
             continue
-        near = _nearest(cfg_without, key)
+        near = next((str(k) for k in node if _one_edit(leaf, str(k))), None)
         if near:
-            problems.append(f"+{key}: adds a setting nothing reads beside {near}; did you mean "
-                            f"{near}={override.split('=', 1)[1]}?")
+            meant = f"{parent}.{near}" if parent else near
+            problems.append(f"+{key}: adds a setting nothing reads beside {meant}; did you mean "
+                            f"{meant}={override.split('=', 1)[1]}? (++{key}=... adds it anyway)")
     return problems
 
 
@@ -121,13 +139,16 @@ def early_errors(argv: Sequence[str]) -> str | None:
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
         parsed = OverridesParser.create().parse_overrides(overrides)
-        plain = [o.input_line for o in parsed if not o.is_sweep_override()]
-        swept = [[f"{o.input_line.split('=', 1)[0]}={v}" for v in o.sweep_string_iterator()]
-                 for o in parsed if o.is_sweep_override() and o.key_or_group in WEIGHT_KEYS]
-        n_jobs = math.prod(len(list(o.sweep_string_iterator()))
-                           for o in parsed if o.is_sweep_override())
+        axes = {o.input_line.split("=", 1)[0]: [
+            f"{o.input_line.split('=', 1)[0]}={v}" for v in o.sweep_string_iterator()]
+            for o in parsed if o.is_sweep_override()}
     except Exception:
-        return None
+        return None  # a sweep Hydra expands itself (interval, an Optuna search): not checked
+    # the first job stands for the sweep: a swept group brings its own keys
+    plain = [o.input_line for o in parsed if not o.is_sweep_override()] + [
+        values[0] for values in axes.values() if values]
+    swept = [values for key, values in axes.items() if key.lstrip("+~") in WEIGHT_KEYS]
+    n_jobs = math.prod(len(values) for values in axes.values())
     try:
         cfg = _compose(plain, hydra=True)
     except Exception as error:
@@ -151,8 +172,10 @@ def early_errors(argv: Sequence[str]) -> str | None:
             parent = "paths.output_dir" if key.startswith("hydra.") else "paths.data_dir"
             return (f"{key}={folder}: cannot create this folder: {problem} (it lies under "
                     f"{parent} unless {key} is set itself)")
+    jobs = list(itertools.islice(itertools.product(*swept), MAX_CHECKED_JOBS + 1))
+    if len(jobs) > MAX_CHECKED_JOBS:
+        return None  # too many to check: each job says for itself
     try:
-        jobs = list(itertools.islice(itertools.product(*swept), MAX_CHECKED_JOBS))
         models = [_compose([*plain, *job]).model if job else cfg.model for job in jobs]
     except Exception:
         return None
@@ -189,6 +212,14 @@ def sweep_listing(argv: Sequence[str]) -> str | None:
         return None
     wanted = next((a for a in overrides if a in ("job", "hydra", "all")), None)
     overrides = [a for a in overrides if a != wanted]
+    try:
+        return _listing(overrides, wanted)
+    except Exception as error:
+        first = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise VqcError(f"cannot list this sweep's jobs: {first}") from None
+
+
+def _listing(overrides: list[str], wanted: str | None) -> str:
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)

@@ -237,7 +237,7 @@ def _details_owner(details: Path, out: Path) -> Path | None:
     target = str(details.resolve())
     for folder in dict.fromkeys((out.parent.resolve(), details.parent.resolve())):
         for record in sorted(folder.glob("*.meta.json")) if folder.is_dir() else []:
-            if record.name == f"{out.name}.meta.json":
+            if record.resolve() == out.resolve().with_name(f"{out.name}.meta.json"):
                 continue  # this prediction's own: a rerun rewrites both
             try:
                 outputs = json.loads(record.read_text()).get("outputs", {})

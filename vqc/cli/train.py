@@ -21,7 +21,6 @@ log = logging.getLogger("vqc")
 register_resolvers()
 
 
-
 def _names() -> tuple[str, str | None]:
     """The run's name and, in a multirun, the sweep's (the W&B group)."""
     hydra_cfg = HydraConfig.get()
@@ -37,16 +36,24 @@ def main() -> float | None:
     """``python train.py [overrides]``: checked first (``vqc.cli.precheck``), then Hydra runs."""
     from vqc.cli.precheck import early_errors, sweep_listing
 
+    name = Path(sys.argv[0]).name
     with handle_signals():
-        listing = sweep_listing(sys.argv[1:])
-        if listing is not None:
-            print(listing)
-            return None
-        problem = early_errors(sys.argv[1:])
-        if problem:
-            print(f"{Path(sys.argv[0]).name}: error: {problem}", file=sys.stderr)
+        try:
+            listing = sweep_listing(sys.argv[1:])
+            if listing is not None:
+                print(listing)
+                return None
+            problem = early_errors(sys.argv[1:])
+            if problem:
+                print(f"{name}: error: {problem}", file=sys.stderr)
+                sys.exit(2)
+            return _hydra_main()
+        except VqcError as err:
+            print(f"{name}: error: {err}", file=sys.stderr)
             sys.exit(2)
-        return _hydra_main()
+        except Interrupted as stop:  # before the task started: nothing to resume
+            print(f"{name}: {stop}", file=sys.stderr)
+            sys.exit(stop.exit_code)
 
 
 def resume_hint(stop: Interrupted, cfg: DictConfig) -> str:
@@ -58,7 +65,10 @@ def resume_hint(stop: Interrupted, cfg: DictConfig) -> str:
                  if not o.startswith(("ckpt_path=", "hydra.run.dir="))]
     script = sys.argv[0]  # train.py as it was given; an installed vqc-train by its name
     launch = ["python", script] if script.endswith(".py") else [Path(script).name]
-    command = shlex.join([*launch, *overrides, "ckpt_path=last", f"hydra.run.dir={run_dir}"])
+    quoted = "'" + str(run_dir).replace("\\", "\\\\").replace("'", "\\'") + "'"  # for Hydra
+    single = ["hydra.mode=RUN"] if HydraConfig.get().mode == RunMode.MULTIRUN else []
+    command = shlex.join([*launch, *overrides, "ckpt_path=last", f"hydra.run.dir={quoted}",
+                          *single])
     done = "training resumes from its last finished epoch" if stop.phase.startswith(
         "training") else "training is done; it goes on with testing and drift"
     return f"{stop}; resume with: {command}  ({done})"

@@ -25,6 +25,7 @@ from vqc.data.dataset import (
 )
 from vqc.data.index import DataIndex, OnBad, build_index
 from vqc.data.layouts import DataSource
+from vqc.data.leakage import leakage_note
 from vqc.data.masks import MaskPreprocessor, check_mask_sizes, has_masks, marks_nothing
 from vqc.data.preprocess import Preprocessor
 from vqc.data.split import stratified_split
@@ -116,6 +117,10 @@ class VqcDataModule(L.LightningDataModule):
         index.train = self._drop_bad_images(index.train, index)
         if index.test is not None:
             index.test = self._drop_bad_images(index.test, index)
+        leak = leakage_note(index.train, index.test)  # once a run: setup builds one index
+        if leak:
+            log.warning("%s", leak)
+            index.warnings.append(leak)
         train_idx, val_idx = self._split(index.train)
         self.index = index
         self.train_frame = index.train.iloc[train_idx].reset_index(drop=True)

@@ -18,7 +18,6 @@ import pandas as pd
 from vqc.classes import ClassSet
 from vqc.data.labels import harmonise_labels
 from vqc.data.layouts import DataSource
-from vqc.data.leakage import leakage_note
 from vqc.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
@@ -115,10 +114,6 @@ def build_index(source: DataSource, classes: ClassSet | None,
     for path, reason in skipped:
         log.warning("skipped %s: %s", path, reason)
     notes = list(getattr(source, "notes", []) or []) + ([merged] if merged else [])
-    leak = leakage_note(train, test)
-    if leak:
-        log.warning("%s", leak)
-        notes.append(leak)
     return DataIndex(classes=classes, train=train, test=test, skipped=skipped, warnings=notes)
 
 

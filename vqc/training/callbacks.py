@@ -87,11 +87,11 @@ class FiniteModelCheckpoint(ModelCheckpoint):
             return
         path = Path(filepath)
         tmp = path.with_name(f".{path.name}.partial")
-        if self.monitor is not None:
+        if self.monitor is not None and filepath == self.best_model_path:  # not a last.ckpt
             self.best_record = best_record(trainer, self.monitor, self.current_score)
         try:
             checkpoint = trainer._checkpoint_connector.dump_checkpoint(self.save_weights_only)
-            if self.best_record is not None:
+            if self.best_record is not None and filepath == self.best_model_path:
                 checkpoint[BEST_KEY] = self.best_record
             trainer.strategy.save_checkpoint(checkpoint, tmp)
             trainer.strategy.barrier("FiniteModelCheckpoint._save_checkpoint")

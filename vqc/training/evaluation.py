@@ -16,7 +16,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.errors import ConfigError
 from vqc.io import write_atomic
-from vqc.models.freeze import random_frozen_warning
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.loggers import build_loggers, record_warnings
 from vqc.training.members import ensemble_size
@@ -84,7 +83,16 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     datamodule = prepare_data(cfg)
     datamodule.write_skipped(run_dir)
     resolve_training_choices(cfg, datamodule)  # "auto" epochs: a number
+    asked = bool(cfg.model.get("pretrained")) or bool(cfg.model.get("weights"))
+    with open_dict(cfg):  # the checkpoint holds every weight: no ImageNet file needed
+        for key in ("pretrained", "weights"):
+            if key in cfg.model:
+                cfg.model[key] = False if key == "pretrained" else None
     module = build_module(cfg, datamodule)
+    model = module.model
+    if asked and cfg.model.get("unfreeze") is None and hasattr(model, "fine_tune_unfreeze"):
+        model.default_unfreeze = model.fine_tune_unfreeze  # frozen as in training: the
+        model.unfreeze(None)                               # drift layer is chosen from it
     best = _check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate "
@@ -98,8 +106,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     fitted = bool(cfg.get("fit_inspector", True))
     early = [*check_drift(cfg, module.network), *resolve_drift_choices(cfg, datamodule)[1]] \
         if fitted else []  # drift fitted as in training: layer and rate chosen alike
-    warnings = [w for w in (random_frozen_warning(module.model), _one_member(cfg, ckpt), *early)
-                if w]
+    warnings = [w for w in (_one_member(cfg, ckpt), *early) if w]  # weights: the checkpoint's
     for text in warnings:
         log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
