@@ -1,4 +1,4 @@
-"""Test a checkpoint or an inspector: python eval.py ckpt_path=... | inspector=... (see README)."""
+"""Test a checkpoint or an inspector: python eval.py ckpt_path=... | inspector=... (see docs/TRAINING.md)."""
 
 from vqc.cli.eval import main
 

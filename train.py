@@ -1,4 +1,4 @@
-"""Train a vqc model: python train.py [overrides], python train.py -m [sweep] (see README)."""
+"""Train a vqc model: python train.py [overrides], python train.py -m [sweep] (see docs/TRAINING.md)."""
 
 from vqc.cli.train import main
 

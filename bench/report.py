@@ -200,7 +200,7 @@ def seed_header(run: dict[str, Any]) -> str:
 
 def real_data_table(f: dict[str, Any], per_seed: bool = False,
                     beside: dict[str, dict[str, Any]] | None = None) -> list[str]:
-    """The headline table: the median [min–max] over seeds (also in the README).
+    """The headline table: the median [min–max] over seeds (the README shows a condensed one).
 
     ``per_seed`` adds a column per seed; ``beside`` adds, per label, another result's
     headline (each its own median [min–max]) for comparison.
