@@ -1,4 +1,6 @@
-"""Test a checkpoint or an inspector: python eval.py ckpt_path=... | inspector=... (see docs/TRAINING.md)."""
+"""Test a checkpoint or an inspector: python eval.py ckpt_path=... | inspector=...
+
+See docs/TRAINING.md."""
 
 from vqc.cli.eval import main
 

@@ -1,4 +1,6 @@
-"""Train a vqc model: python train.py [overrides], python train.py -m [sweep] (see docs/TRAINING.md)."""
+"""Train a vqc model: python train.py [overrides], python train.py -m [sweep].
+
+See docs/TRAINING.md."""
 
 from vqc.cli.train import main
 
