@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vqc.errors import ConfigError
 from vqc.io import write_atomic
 from vqc.training.callbacks import configured_callbacks
+from vqc.training.checkpoints import check_checkpoint
 from vqc.training.loggers import build_loggers, record_warnings
 from vqc.training.members import ensemble_size
 from vqc.training.preflight import check_drift
@@ -25,15 +26,8 @@ from vqc.training.recipe import (
     resolve_training_choices,
     reuse_run_choices,
 )
-from vqc.training.task import (
-    _check_checkpoint,
-    build_inspector,
-    build_module,
-    prepare_data,
-    report_inspection,
-    test_checkpoint,
-    without_mask_training,
-)
+from vqc.training.task import build_module, prepare_data, without_mask_training
+from vqc.training.testing import build_inspector, report_inspection, test_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +87,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     if asked and cfg.model.get("unfreeze") is None and hasattr(model, "fine_tune_unfreeze"):
         model.default_unfreeze = model.fine_tune_unfreeze  # frozen as in training: the
         model.unfreeze(None)                               # drift layer is chosen from it
-    best = _check_checkpoint(ckpt, module, cfg)
+    best = check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate "
                           f"{ckpt} on (set the data config's test split or test_csv)")
