@@ -65,7 +65,7 @@ def check_inputs(inspector: Inspector, folder: Path | None, index: Path | None, 
         names: list[str | None] = [*keys[1:], None]
         libs = [names[i % len(names)] for i in range(count)] if len(names) > 1 else None
         return inspector.normalise(images), libs
-    from vqc.cli.predict import read_index
+    from vqc.cli.predict_files import read_index
 
     rows = read_index(folder or index.parent, index).head(count)
     libs = [lib or None for lib in rows["lib"]]

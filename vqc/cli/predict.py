@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import errno
-import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -32,9 +31,13 @@ from typing import TYPE_CHECKING
 import pandas as pd
 from rich.console import Console
 
-from vqc.data.csvio import read_csv
-from vqc.data.folders import images_under
-from vqc.data.sources import IMAGE_EXTENSIONS
+from vqc.cli.predict_files import (
+    check_no_image_overwrite,
+    check_no_overwrite,
+    details_owner,
+    output_paths,
+    read_index,
+)
 from vqc.errors import DataError, VqcError
 from vqc.interrupts import Interrupted, handle_signals, interruptible
 from vqc.io import folder_problem, write_atomic, write_csv_atomic
@@ -88,70 +91,6 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def folder_images(images: Path, recursive: bool = False) -> tuple[list[str], list[str]]:
-    """The images of folder ``images`` (paths relative to it, sorted) and, one phrase each,
-    what is left out: sub-folders (unless ``recursive``), other files, special files (FIFOs,
-    sockets, broken links). Hidden files (``.x``, macOS ``._x.png``) are passed over."""
-    if recursive:
-        other: list[Path] = []
-        found = images_under(images, IMAGE_EXTENSIONS, hidden=[], other=other)
-        names = sorted(str(p.relative_to(images)) for p in found)
-        return names, ([_listed("file(s) that are not images", [
-            str(p.relative_to(images)) for p in other])] if other else [])
-    names, folders, others, special = [], [], [], []
-    for path in sorted(images.iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.is_dir():
-            folders.append(path.name + "/")
-        elif not path.is_file():
-            special.append(path.name)
-        elif path.suffix.lower() in IMAGE_EXTENSIONS:
-            names.append(path.name)
-        else:
-            others.append(path.name)
-    left = [_listed(what, items) for what, items in (
-        ("sub-folder(s) (--recursive reads them)", folders),
-        ("file(s) that are not images", others),
-        ("special file(s) (FIFOs, sockets, broken links)", special)) if items]
-    return names, left
-
-
-def _listed(what: str, items: list[str], shown: int = 5) -> str:
-    more = f", ... ({len(items)} in all)" if len(items) > shown else ""
-    return f"{len(items)} {what}: {', '.join(items[:shown])}{more}"
-
-
-def read_index(images: Path, index: Path | None, recursive: bool = False,
-               left_out: list[str] | None = None) -> pd.DataFrame:
-    """Rows to predict, in output order: orig_index, filename, window, lib, path.
-    ``left_out`` receives what a folder holds besides the images read."""
-    if index is not None:
-        raw = read_csv(index, required=["filename"], dtype={"filename": str, "lib": str})
-        first = raw.columns[0]
-        frame = pd.DataFrame({
-            "orig_index": raw[first] if first.startswith("Unnamed") else range(len(raw)),
-            "filename": raw["filename"].astype(str).str.strip(),
-            "window": raw["window"] if "window" in raw.columns else "",
-            "lib": raw["lib"].astype(str).str.strip() if "lib" in raw.columns else "",
-        })
-    else:
-        if not images.is_dir():
-            raise DataError(f"{images}: image folder not found")
-        names, left = folder_images(images, recursive)
-        if left_out is not None:
-            left_out.extend(left)
-        if not names:
-            raise DataError(f"{images}: no images ({', '.join(IMAGE_EXTENSIONS[:12])} ...)")
-        frame = pd.DataFrame({"orig_index": range(len(names)), "filename": names,
-                              "window": "", "lib": ""})
-    dupes = frame["filename"][frame["filename"].duplicated()].unique().tolist()
-    if dupes:
-        raise DataError(f"{index}: duplicate filename(s) {dupes[:10]}")
-    frame["path"] = [str(images / name) for name in frame["filename"]]
-    return frame
-
-
 def _cut_torn_line(partial: Path) -> None:
     """A kill during a write can leave a last line cut short: drop it so the rerun redoes it."""
     data = partial.read_bytes()
@@ -192,71 +131,6 @@ def load_model(inspector_path: Path | None = None,
     from vqc.inspection.inspector import Inspector
 
     return Inspector.load(inspector_path)
-
-
-def _output_paths(out: Path, details: Path) -> dict[str, Path]:
-    """Every file a run writes, by the name a message gives it."""
-    return {"--out": out, "--details": details,
-            "partial file": out.with_name(f"{out.name}.partial.csv"),
-            "partial record": out.with_name(f"{out.name}.partial.json"),
-            "record": out.with_name(f"{out.name}.meta.json"),
-            "lock": out.with_name(f"{out.name}.lock")}
-
-
-def _option(name: str) -> str:
-    """The option that sets an output (the partial, record and lock files follow ``--out``)."""
-    return name if name.startswith("--") else "--out"
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
-
-
-def _check_no_overwrite(outputs: dict[str, Path], inputs: dict[str, Path]) -> None:
-    """Refuse outputs that are an input (``--out`` given as the ``--index``...) or each other."""
-    names = list(outputs)
-    for i, name in enumerate(names):
-        for other in names[:i]:
-            if _same_file(outputs[name], outputs[other]):
-                raise DataError(f"{name} {outputs[name]} is the same file as the {other}; "
-                                f"give another {_option(name)}")
-        for input_name, path in inputs.items():
-            if _same_file(outputs[name], path):
-                raise DataError(f"{name} {outputs[name]} is the {input_name}: writing it would "
-                                f"overwrite an input; give another {_option(name)}")
-
-
-def _details_owner(details: Path, out: Path) -> Path | None:
-    """The record (``OTHER.meta.json``) of another prediction whose details file is
-    ``details``: writing it again would leave that record's checksum stale."""
-    target = str(details.resolve())
-    for folder in dict.fromkeys((out.parent.resolve(), details.parent.resolve())):
-        for record in sorted(folder.glob("*.meta.json")) if folder.is_dir() else []:
-            if record.resolve() == out.resolve().with_name(f"{out.name}.meta.json"):
-                continue  # this prediction's own: a rerun rewrites both
-            try:
-                outputs = json.loads(record.read_text()).get("outputs", {})
-            except (OSError, ValueError, AttributeError):
-                continue
-            if isinstance(outputs, dict) and (outputs.get("details") or {}).get("path") == target:
-                return record
-    return None
-
-
-def _check_no_image_overwrite(outputs: dict[str, Path], images: Path,
-                              filenames: set[str]) -> None:
-    """Refuse an output that is one of the images to predict."""
-    folder = images.resolve()
-    for name, path in outputs.items():
-        target = path.resolve()
-        if target.is_relative_to(folder) and str(target.relative_to(folder)) in filenames:
-            raise DataError(f"{name} {path} is one of the images to predict: writing it would "
-                            f"overwrite an input; give another {_option(name)}")
 
 
 @contextmanager
@@ -312,11 +186,11 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
         raise DataError(f"batch size {batch_size}: must be a positive integer")
     details = details or out.with_name(f"{out.stem}_details{out.suffix or '.csv'}")
     model_path = Path(onnx_path if onnx_path is not None else inspector_path)
-    paths = _output_paths(out, details)
+    paths = output_paths(out, details)
     inputs = {"model": model_path, "--index": index} if index is not None else {
         "model": model_path}
-    _check_no_overwrite(paths, inputs)
-    owner = _details_owner(details, out) if details.exists() else None
+    check_no_overwrite(paths, inputs)
+    owner = details_owner(details, out) if details.exists() else None
     if owner is not None:
         raise DataError(f"--details {details} holds the details of another prediction "
                         f"({owner.name}); writing it would leave that record's checksum "
@@ -330,7 +204,7 @@ def predict(inspector_path: Path | None, images: Path, index: Path | None, out: 
     rows = read_index(images, index, recursive, left_out)
     for note in left_out:
         print(f"{PROG}: left out of {images}: {note}", file=sys.stderr)  # one line each
-    _check_no_image_overwrite(paths, images, set(rows["filename"]))
+    check_no_image_overwrite(paths, images, set(rows["filename"]))
     if inspector.preprocessor.rotate_crop:
         for row in rows.itertuples():
             inspector.preprocessor.check_lib(row.lib or None, f"{index or images}: {row.filename}")
