@@ -30,7 +30,6 @@ import csv
 import io
 import json
 import logging
-import math
 import os
 import sys
 import time
@@ -42,21 +41,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.training.run_names import override_key, swept_keys
+from vqc.training.sweep_table import SCORES, SUMMARY_CSV, finite_number, print_summary
 
 log = logging.getLogger("vqc")
 
 RESULT_FILE = "job_result.json"
-SUMMARY_CSV = "sweep_summary.csv"
 SUMMARY_JSON = "sweep_summary.json"
-#: Figures shown with their floor and lift (``NAME_floor``, ``NAME_lift``).
-SCORES = ("metric", "test_pwa", "inspection_pwa")
 COLUMNS = ("job", "status", *(f"{name}{part}" for name in SCORES
                               for part in ("", "_floor", "_lift")),
            "overrides", "warnings", "first_warning", "error", "wandb", "wandb_run", "run_dir",
            "seconds")
-#: How the table shows each job status.
-STATUS_STYLE = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]",
-                "interrupted": "[yellow]interrupted[/yellow]"}
 #: Exit status of a sweep in which at least one job failed.
 FAILED_EXIT_CODE = 1
 
@@ -153,14 +147,6 @@ def wandb_state(config: DictConfig, job_dir: Path, failed: bool) -> tuple[str, s
     return ("failed" if failed else "finished"), str(runs[-1])
 
 
-def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def metric_floor(name: str | None, metrics: Any) -> float | None:
     """The floor of metric ``name`` (a constant answer's score) among logged ``metrics``:
     ``NAME_floor`` for a PWA, 1 for a cost ratio; ``None`` for other metrics."""
@@ -170,13 +156,13 @@ def metric_floor(name: str | None, metrics: Any) -> float | None:
         return 1.0
     if name.endswith("pwa"):
         value = metrics.get(f"{name}_floor") if hasattr(metrics, "get") else None
-        return None if value is None else _number(value)
+        return None if value is None else finite_number(value)
     return None
 
 
 def lift(name: str, value: Any, floor: Any) -> float | None:
     """How far ``value`` is above its floor (for a cost ratio, below: lower is better)."""
-    value, floor = _number(value), _number(floor)
+    value, floor = finite_number(value), finite_number(floor)
     if value is None or floor is None:
         return None
     return floor - value if name.endswith("cost_ratio") else value - floor
@@ -196,8 +182,8 @@ def _scores(row_metric: float | None, metric_name: str | None,
     }
     out: dict[str, float | None] = {}
     for key, (value, floor, name) in values.items():
-        out[key] = _number(value)
-        out[f"{key}_floor"] = _number(floor)
+        out[key] = finite_number(value)
+        out[f"{key}_floor"] = finite_number(floor)
         out[f"{key}_lift"] = lift(name, value, floor)
     return out
 
@@ -250,69 +236,6 @@ def write_summary(sweep_dir: str | Path, header: dict[str, Any] | None = None) -
     _write_atomic(sweep_dir / SUMMARY_CSV, buffer.getvalue())
     _write_atomic(sweep_dir / SUMMARY_JSON, json.dumps(summary, indent=2, default=str))
     return jobs
-
-
-def print_summary(jobs: list[dict[str, Any]], sweep_dir: str | Path) -> None:
-    from rich.console import Console
-    from rich.markup import escape
-    from rich.table import Table
-
-    failed = sum(row.get("status") == "failed" for row in jobs)
-    interrupted = sum(row.get("status") == "interrupted" for row in jobs)
-    stopped = f", {interrupted} interrupted" if interrupted else ""
-    table = Table(title=f"Sweep: {len(jobs) - failed - interrupted} ok, {failed} failed{stopped}",
-                  caption=f"{Path(sweep_dir) / SUMMARY_CSV}; floor: the best constant "
-                          "answer's score, lift: how far above it")
-    metric_name = next((row.get("optimized_metric") for row in jobs
-                        if row.get("optimized_metric")), None) or "metric"
-    # the test and inspection columns only when some job has them
-    shown = [key for key in SCORES
-             if key == "metric" or any(row.get(key) is not None for row in jobs)]
-    titles = {"metric": metric_name, "test_pwa": "test PWA", "inspection_pwa": "inspection PWA"}
-    table.add_column("job", justify="right")
-    table.add_column("overrides", min_width=12)
-    table.add_column("status")
-    for key in shown:
-        table.add_column(titles[key], justify="right")
-        table.add_column("floor", justify="right")
-        table.add_column("lift", justify="right")
-    for column in ("warnings", "W&B", "error", "folder"):
-        table.add_column(column)
-    for row in jobs:
-        error = row.get("error") or ""
-        count, first = row.get("warnings"), row.get("first_warning") or ""
-        warned = "–" if count is None else str(count)
-        if first:
-            short = first[:77] + "..." if len(first) > 80 else first
-            warned = f"[yellow]{count}: {escape(short)}[/yellow]"
-        scores = []
-        for key in shown:
-            scores += [_shown(row.get(key)), _shown(row.get(f"{key}_floor")),
-                       _shown_lift(row.get(f"{key}_lift"))]
-        table.add_row(
-            str(row["job"]), escape(row.get("overrides") or ""),
-            STATUS_STYLE.get(str(row.get("status")), "[red]failed[/red]"),
-            *scores, warned, row.get("wandb") or "",
-            escape(error if len(error) <= 160 else error[:157] + "..."),
-            escape(Path(row["run_dir"]).name) if row.get("run_dir") else "",
-        )
-    console = Console()
-    if not console.is_terminal:  # a log file: room for every column
-        console.width = max(console.width, 160)
-    console.print(table)
-
-
-def _shown(value: Any) -> str:
-    number = _number(value)
-    return "–" if number is None else f"{number:.4f}"
-
-
-def _shown_lift(value: Any) -> str:
-    """A lift, red when the job is no better than a constant answer."""
-    number = _number(value)
-    if number is None:
-        return "–"
-    return f"[green]{number:+.4f}[/green]" if number > 0 else f"[red]{number:+.4f}[/red]"
 
 
 class SweepSummary(Callback):
@@ -377,7 +300,7 @@ class SweepSummary(Callback):
         started = self._started.pop(_key(job_dir), None)
         metric_name = OmegaConf.select(config, "optimized_metric")
         summary = None if failure else _read_json(job_dir / "summary.json")
-        scores = _scores(None if failure else _number(value), metric_name, summary)
+        scores = _scores(None if failure else finite_number(value), metric_name, summary)
         warnings = [str(w) for w in (summary or {}).get("warnings") or []]
         row = {
             "job": int(config.hydra.job.num),
