@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 from PIL import Image
 
+from vqc.data.table import finish_table
 from vqc.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,6 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
     if not rows:
         raise DataError(f"{root}: no images in class folders (image files: "
                         f"{', '.join(extensions[:12])} ...)")
-    from vqc.data.sources import finish_table  # sources imports this module
-
     frame = pd.DataFrame(rows)
     frame["orig_index"] = range(len(frame))
     return finish_table(frame)

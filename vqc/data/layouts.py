@@ -2,7 +2,7 @@
 
 The data config's ``layout:`` (``conf/data/*.yaml``) names a builder in ``LAYOUTS``; the
 builder takes that layout's keys and returns a ``DataSource``, whose ``tables()`` are the raw
-train and test tables (labels as names, columns of ``vqc.data.sources.INDEX_COLUMNS``). A new
+train and test tables (labels as names, columns of ``vqc.data.table.INDEX_COLUMNS``). A new
 layout is one registered builder, a class or a function, in a module imported before the data
 is built::
 

@@ -10,8 +10,9 @@ Three layouts are understood:
   (``root/train/<class>/*``, ``root/val/<class>/*``, ``root/test/<class>/*``; see
   ``vqc.data.folders``).
 
-Every reader returns a ``pandas.DataFrame`` with the columns of ``INDEX_COLUMNS``. Labels are
-kept as names here; ``vqc.data.index`` turns them into codes once the class list is known.
+Every reader returns a ``pandas.DataFrame`` with the columns of
+``vqc.data.table.INDEX_COLUMNS``. Labels are kept as names here; ``vqc.data.index`` turns them
+into codes once the class list is known.
 """
 
 from __future__ import annotations
@@ -24,26 +25,11 @@ import pandas as pd
 
 from vqc.data.csvio import csv_row, read_csv
 from vqc.data.folders import image_extensions
+from vqc.data.table import finish_table
 from vqc.errors import ConfigError, DataError
-
-#: path: absolute image path; filename: as written in the source; label: class name or None;
-#: lib: die / preprocessing key or None; window: acquisition window or None; split: train/test/None;
-#: group: grouping key for splits or None; where: "file row N" for messages; orig_index: the
-#: source's own index value (the challenge's unnamed first column) for submissions; mask: absolute
-#: path of the image's pixel defect mask, or None (only a CSV's ``mask`` column gives one).
-INDEX_COLUMNS = ("path", "filename", "label", "lib", "window", "split", "group", "where",
-                 "orig_index", "mask")
 
 #: Every extension Pillow opens.
 IMAGE_EXTENSIONS = image_extensions()
-
-
-def finish_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The columns of ``INDEX_COLUMNS``, in order (``None`` where a layout has none)."""
-    for column in INDEX_COLUMNS:
-        if column not in frame.columns:
-            frame[column] = None
-    return frame.loc[:, list(INDEX_COLUMNS)].reset_index(drop=True)
 
 
 def _check_duplicates(frame: pd.DataFrame, column: str, source: str) -> None:

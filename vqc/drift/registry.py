@@ -40,7 +40,7 @@ def _scan() -> None:
     global _scanned
     if _scanned:
         return
-    import vqc.drift as package
+    package = importlib.import_module(__package__ or "vqc.drift")  # this module's own package
 
     for info in pkgutil.iter_modules(package.__path__):
         importlib.import_module(f"{package.__name__}.{info.name}")

@@ -7,6 +7,8 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vqc.training.sweep_table import read_summary
+
 
 def override_key(override: str) -> str:
     """The key an override sets: ``+a.b=1`` -> ``a.b``; ``~drift`` -> ``drift``."""
@@ -47,8 +49,6 @@ def job_run_name(hydra_cfg: Any) -> str:
     (``unfreeze=8,model=resnet101 · magnetic_tile``), so that a list that cuts long names
     still tells the jobs apart. The swept keys come from the sweep's summary (written when the
     sweep starts), else from the command line and the sweeper's parameters."""
-    from vqc.training.sweep import read_summary  # the sweep's header, written at its start
-
     sweep_dir = OmegaConf.select(hydra_cfg, "sweep.dir")
     header = (read_summary(str(sweep_dir)) if sweep_dir else None) or {}
     swept = list(header.get("swept") or [])

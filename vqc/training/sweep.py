@@ -41,12 +41,19 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.training.run_names import override_key, swept_keys
-from vqc.training.sweep_table import SCORES, SUMMARY_CSV, finite_number, print_summary
+from vqc.training.sweep_table import (
+    SCORES,
+    SUMMARY_CSV,
+    SUMMARY_JSON,
+    finite_number,
+    print_summary,
+    read_json,
+    read_summary,
+)
 
 log = logging.getLogger("vqc")
 
 RESULT_FILE = "job_result.json"
-SUMMARY_JSON = "sweep_summary.json"
 COLUMNS = ("job", "status", *(f"{name}{part}" for name in SCORES
                               for part in ("", "_floor", "_lift")),
            "overrides", "warnings", "first_warning", "error", "wandb", "wandb_run", "run_dir",
@@ -194,19 +201,6 @@ def _write_atomic(path: Path, text: str) -> None:
     write_atomic(path, text)
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
-
-
-def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The sweep's ``sweep_summary.json`` (``None`` when absent)."""
-    return _read_json(Path(sweep_dir) / SUMMARY_JSON)
-
-
 def write_summary(sweep_dir: str | Path, header: dict[str, Any] | None = None) -> list[dict]:
     """Rebuild the sweep's summary files from its jobs' ``job_result.json``; returns the rows."""
     sweep_dir = Path(sweep_dir)
@@ -216,7 +210,7 @@ def write_summary(sweep_dir: str | Path, header: dict[str, Any] | None = None) -
     sweep_id = header.get("sweep_id")
     rows: dict[int, dict[str, Any]] = {}
     for path in sweep_dir.rglob(RESULT_FILE):
-        row = _read_json(path)
+        row = read_json(path)
         if not row or "job" not in row:
             continue
         if sweep_id and row.get("sweep_id") not in (None, sweep_id):
@@ -299,7 +293,7 @@ class SweepSummary(Callback):
         wandb, wandb_run = wandb_state(config, job_dir, failed=failure is not None)
         started = self._started.pop(_key(job_dir), None)
         metric_name = OmegaConf.select(config, "optimized_metric")
-        summary = None if failure else _read_json(job_dir / "summary.json")
+        summary = None if failure else read_json(job_dir / "summary.json")
         scores = _scores(None if failure else finite_number(value), metric_name, summary)
         warnings = [str(w) for w in (summary or {}).get("warnings") or []]
         row = {

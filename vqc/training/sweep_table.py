@@ -1,13 +1,16 @@
-"""The table a finished sweep prints: each job's status, scores beside their floor and lift,
-warnings, W&B state, error and folder."""
+"""A sweep's summary files (their names, reading them back) and the table a finished sweep
+prints: each job's status, scores beside their floor and lift, warnings, W&B state, error and
+folder."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 from typing import Any
 
 SUMMARY_CSV = "sweep_summary.csv"
+SUMMARY_JSON = "sweep_summary.json"
 #: Figures shown with their floor and lift (``NAME_floor``, ``NAME_lift``).
 SCORES = ("metric", "test_pwa", "inspection_pwa")
 
@@ -88,4 +91,18 @@ def finite_number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
-__all__ = ["SCORES", "STATUS_STYLE", "SUMMARY_CSV", "finite_number", "print_summary"]
+def read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The sweep's ``sweep_summary.json`` (``None`` when absent)."""
+    return read_json(Path(sweep_dir) / SUMMARY_JSON)
+
+
+__all__ = ["SCORES", "STATUS_STYLE", "SUMMARY_CSV", "SUMMARY_JSON", "finite_number",
+           "print_summary", "read_json", "read_summary"]
