@@ -54,7 +54,7 @@ def test_registry_builds_by_name_and_refuses_unknown_names() -> None:
     assert {"padim", "pooled"} <= set(detector_types())
     detector = build_detector("pooled", {"fit_on": "good", "shrinkage": 0.5})
     assert isinstance(detector, PooledGaussian) and detector.config.shrinkage == 0.5
-    with pytest.raises(ConfigError, match=r"'knn' is unknown; known: .*padim"):
+    with pytest.raises(ConfigError, match=r"'knn': unknown drift detector type; known: .*padim"):
         build_detector("knn")
     with pytest.raises(ConfigError, match=r"drift.detectors.pooled: unknown key\(s\) \['k'\]"):
         build_detector("pooled", {"k": 5}, where="drift.detectors.pooled")
@@ -103,7 +103,7 @@ def test_a_new_detector_is_one_class(cnn) -> None:
         raw = ensemble.raw_scores(_batches(cnn, normal_images(4, g))[0][0])
         assert raw.shape == (4, 2) and torch.isfinite(raw).all()
     finally:
-        DETECTORS.pop("max_logit_test", None)
+        DETECTORS.remove("max_logit_test")
 
 
 def test_drift_config_group_shapes(cnn) -> None:

@@ -29,6 +29,7 @@ from vqc.data.folder_masks import attach_folder_masks, find_masks_folder
 from vqc.data.folders import read_class_folders
 from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
+from vqc.registry import Registry
 
 #: Train table, and test table or ``None``.
 Tables = tuple[pd.DataFrame, pd.DataFrame | None]
@@ -50,17 +51,16 @@ class DataSource(Protocol):
 Builder = Callable[..., DataSource]
 B = TypeVar("B", bound=Builder)
 
-#: Layout name -> builder, filled by ``register_layout``.
-LAYOUTS: dict[str, Builder] = {}
+#: Layout name -> builder, filled by ``register_layout`` (and the ``vqc.layouts`` entry points
+#: of other installed packages: ``vqc.registry``).
+LAYOUTS: Registry[Builder] = Registry("data layout", "data.layout", group="vqc.layouts")
 
 
 def register_layout(name: str) -> Callable[[B], B]:
     """Decorator: ``builder`` reads data sets of layout ``name``."""
 
     def register(builder: B) -> B:
-        if LAYOUTS.get(name, builder) is not builder:
-            raise ValueError(f"layout {name!r} is already registered: {LAYOUTS[name]!r}")
-        LAYOUTS[name] = builder
+        LAYOUTS.add(name, builder)
         return builder
 
     return register
@@ -68,11 +68,7 @@ def register_layout(name: str) -> Callable[[B], B]:
 
 def layout_builder(layout: str) -> Builder:
     """The builder of ``layout``; a ``ConfigError`` listing the known layouts if none."""
-    try:
-        return LAYOUTS[layout]
-    except (KeyError, TypeError):
-        raise ConfigError(f"data.layout={layout!r}: unknown layout; known: "
-                          f"{', '.join(sorted(LAYOUTS))}") from None
+    return LAYOUTS.get(layout)
 
 
 def layout_keys(layout: str) -> list[str]:

@@ -1,63 +1,40 @@
 """Drift detectors by name: ``@register("name")`` on a class, ``build_detector("name", ...)``.
 
 A detector module in ``vqc/drift/`` registers itself when imported; a name not registered yet
-makes the registry import every module of the package once, so a new detector is one file
-here plus one ``conf/drift/<name>.yaml`` naming it (``type: <name>``).
+makes the registry import every module of the package once (and the ``vqc.drift`` entry points
+of other installed packages: ``vqc.registry``), so a new detector is one file plus one
+``conf/drift/<name>.yaml`` naming it (``type: <name>``).
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
-from vqc.errors import ConfigError
+from vqc.registry import Registry
 
-DETECTORS: dict[str, type] = {}
+DETECTORS: Registry[type] = Registry("drift detector type", "drift type", package="vqc.drift",
+                                     group="vqc.drift")
 _T = TypeVar("_T", bound=type)
-_scanned = False
 
 
 def register(name: str) -> Callable[[_T], _T]:
     """Class decorator: make the detector class available as ``type: name``."""
 
     def add(cls: _T) -> _T:
-        known = DETECTORS.get(name)
-        if known is not None and known.__qualname__ != cls.__qualname__:
-            raise ConfigError(f"drift detector type {name!r} is registered twice "
-                              f"({known.__module__}.{known.__qualname__}, "
-                              f"{cls.__module__}.{cls.__qualname__})")
+        DETECTORS.add(name, cls)
         cls.type_name = name
-        DETECTORS[name] = cls
         return cls
 
     return add
 
 
-def _scan() -> None:
-    """Import every module of ``vqc.drift`` once (each registers its detectors)."""
-    global _scanned
-    if _scanned:
-        return
-    package = importlib.import_module(__package__ or "vqc.drift")  # this module's own package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{info.name}")
-    _scanned = True
-
-
 def detector_types() -> list[str]:
-    _scan()
-    return sorted(DETECTORS)
+    return DETECTORS.names()
 
 
 def detector_class(name: str) -> Any:
-    if name not in DETECTORS:
-        _scan()
-    if name not in DETECTORS:
-        raise ConfigError(f"drift detector type {name!r} is unknown; known: {detector_types()}")
-    return DETECTORS[name]
+    return DETECTORS.get(name)
 
 
 def build_detector(name: str, options: Mapping[str, Any] | None = None, model: Any = None,

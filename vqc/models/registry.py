@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vqc.errors import ConfigError
+from vqc.registry import Registry
 
 if TYPE_CHECKING:
     from vqc.models.classifier import Classifier
@@ -36,8 +37,10 @@ class Family:
     locate: Locator | None = None
 
 
-_FAMILIES: dict[str, Family] = {}
-_BY_MODEL: dict[str, Family] = {}
+#: Model name -> its family (the ``vqc.models`` entry points of other installed packages add
+#: families: ``vqc.registry``).
+MODELS: Registry[Family] = Registry("model", "model.name", package="vqc.models",
+                                    group="vqc.models")
 
 
 def register_family(family: str, names: Iterable[str],
@@ -49,9 +52,8 @@ def register_family(family: str, names: Iterable[str],
         params = inspect.signature(builder).parameters
         options = tuple(p for p in params if p not in COMMON)
         entry = Family(family, builder, options, locate)
-        _FAMILIES[family] = entry
         for model_name in names:
-            _BY_MODEL[model_name.lower()] = entry
+            MODELS.add(model_name, entry)
         return builder
 
     return decorate
@@ -59,16 +61,13 @@ def register_family(family: str, names: Iterable[str],
 
 def model_names() -> tuple[str, ...]:
     """Every model name :func:`build_model` accepts (without timm weight tags)."""
-    return tuple(_BY_MODEL)
+    return tuple(MODELS.names())
 
 
 def family_of(name: str) -> Family:
     """The family building ``name`` (a timm weight tag after a dot is allowed)."""
     key = str(name).strip().lower()
-    entry = _BY_MODEL.get(key) or _BY_MODEL.get(key.partition(".")[0])
-    if entry is None:
-        raise ConfigError(f"model.name={name!r} is unknown; choose from {list(_BY_MODEL)}")
-    return entry
+    return MODELS.get(key if key in MODELS else key.partition(".")[0] or key)
 
 
 def family_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
