@@ -376,7 +376,7 @@ def demo(result: dict[str, Any], goals: list[list[str]], tag: str) -> list[str]:
            f"`python -m vqc.cli.demo` ({overrides}), what `make demo` runs, in a fresh folder "
            f"of its own: generating the synthetic set ({num(f['images'], 0)} test images), "
            f"caching it, {num(f['epochs'], 0)} epochs of training, drift fit, `vqc-predict` "
-           "and `vqc-evaluate`; figures of the whole inspection on the test split."
+           "and `vqc-score`; figures of the whole inspection on the test split."
            + load_note(f.get("load_1min")), ""]
     out += table(["figure", "value"], [[label.format(**labels), write(f)]
                                        for label, write in DEMO_ROWS.values()])

@@ -1,4 +1,4 @@
-"""``vqc-evaluate`` end to end on small challenge-format CSV pairs."""
+"""``vqc-score`` end to end on small challenge-format CSV pairs."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def test_generic_classes(tmp_path: Path, capsys) -> None:
 
 
 def test_another_spelling_of_a_class_is_read_as_training_reads_it(pair, tmp_path, capsys):
-    """'Good' and 'lift off blanc' are GOOD and 'Lift-off blanc' to training: to vqc-evaluate
+    """'Good' and 'lift off blanc' are GOOD and 'Lift-off blanc' to training: to vqc-score
     too, scored alike, and said."""
     preds, labels = pair
     names = [NAMES[c] for c in LABELS]

@@ -1,4 +1,4 @@
-"""The end of a training run on the terminal: the same tables as ``vqc-evaluate``, read back
+"""The end of a training run on the terminal: the same tables as ``vqc-score``, read back
 from the run's summary dict."""
 
 from __future__ import annotations

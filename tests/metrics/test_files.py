@@ -1,4 +1,4 @@
-"""The readers of ``vqc-evaluate`` as library functions: labels, predictions, probabilities,
+"""The readers of ``vqc-score`` as library functions: labels, predictions, probabilities,
 class lists, and the pairing by filename."""
 
 from __future__ import annotations

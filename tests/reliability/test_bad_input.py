@@ -1,7 +1,7 @@
 """Bad input through the real entry points.
 
 Every case runs a command as a user would: ``python train.py`` with tiny overrides, or the
-``main(argv)`` of ``vqc-predict``, ``vqc-evaluate`` and ``vqc-export``. Each one must
+``main(argv)`` of ``vqc-predict``, ``vqc-score`` and ``vqc-export``. Each one must
 
 * exit non-zero,
 * print a message that names the culprit (the file, the row or the setting), not a traceback,
@@ -482,7 +482,7 @@ def test_predict_converts_16_bit_rgba_and_palette(artifact: Path, tmp_path: Path
                                    rtol=1e-6, atol=1e-6, err_msg=name)
 
 
-# -- vqc-evaluate ------------------------------------------------------------------------------
+# -- vqc-score ------------------------------------------------------------------------------
 CHALLENGE = ["GOOD", "Boucle plate", "Lift-off blanc", "Lift-off noir", "Missing",
              "Short circuit MOS", "Drift"]
 

@@ -131,7 +131,7 @@ def test_crafted_weights_are_refused(train_cli: TrainCli, data: Path, tmp_path: 
     assert leftovers(tmp_path / "run") == []
 
 
-# -- vqc-predict, vqc-export, vqc-evaluate ----------------------------------------------------
+# -- vqc-predict, vqc-export, vqc-score ----------------------------------------------------
 @pytest.mark.parametrize("kind", ["pickle", "torch.save"])
 def test_predict_refuses_a_crafted_inspector(tmp_path: Path, capsys, kind: str) -> None:
     from vqc.cli import predict

@@ -2,7 +2,7 @@
 
 Generate it, fine-tune the default network (``experiment=demo``), fit drift on its features,
 predict the test images into a submission CSV with ``vqc-predict``, score it with
-``vqc-evaluate``, and say where everything is.
+``vqc-score``, and say where everything is.
 
 Any config override may follow, e.g. ``python -m vqc.cli.demo trainer.max_epochs=2``.
 """
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]error:[/red] {err}")
         return 2
     run_dir = Path(cfg.paths.run_dir)
-    console.rule("4. vqc-predict on the test images, then vqc-evaluate")
+    console.rule("4. vqc-predict on the test images, then vqc-score")
     from vqc.cli import evaluate, predict
 
     root = Path(cfg.data.root)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     evaluate_args = ["--predictions", str(submission), "--labels", str(root / "Y_test.csv"),
                      "--out", str(run_dir / "evaluation")]
-    console.print("vqc-evaluate " + " ".join(evaluate_args))
+    console.print("vqc-score " + " ".join(evaluate_args))
     evaluate.main(evaluate_args)
     console.rule("5. where everything is")
     console.print(f"run folder: {run_dir}\n  submission.csv, submission_details.csv: the "

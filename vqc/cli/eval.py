@@ -1,4 +1,4 @@
-"""``python eval.py`` / ``vqc-eval``: test a given checkpoint or inspector on a data config.
+"""``python eval.py`` / ``vqc-test``: test a given checkpoint or inspector on a data config.
 
     python eval.py ckpt_path=outputs/runs/X/checkpoints/best-epoch007.ckpt
     python eval.py inspector=outputs/runs/X/inspector.safetensors data=csv data.root=/data/new
@@ -28,8 +28,14 @@ register_resolvers()
 _run_settings_line: str | None = None
 
 
+def alias_main() -> None:
+    """``vqc-eval``: the former name of ``vqc-test``, kept as an alias."""
+    print("vqc-eval is an alias of vqc-test (the same command)", file=sys.stderr)
+    main()
+
+
 def main() -> None:
-    """``python eval.py [overrides]``: a checkpoint's run settings come first."""
+    """``python eval.py`` / ``vqc-test [overrides]``: a checkpoint's run settings come first."""
     global _run_settings_line
     from vqc.cli.run_settings import with_run_settings
 

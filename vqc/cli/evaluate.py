@@ -1,4 +1,4 @@
-"""``vqc-evaluate``: score a predictions CSV against a labels CSV.
+"""``vqc-score``: score a predictions CSV against a labels CSV.
 
 Both files have the challenge's columns (an unnamed index, ``filename``, ``window``, ``lib``,
 ``Label``); only ``filename`` and ``Label`` are read. Labels may be class names or codes. Every
@@ -37,7 +37,7 @@ from vqc.metrics.render import decisions_markdown, print_comparison, print_repor
 from vqc.metrics.report import DEFAULT_COLLAPSE_SHARE, ScoreReport, classes_for_matrix
 from vqc.metrics.scoring import compare_decisions, score_predictions
 
-PROG = "vqc-evaluate"
+PROG = "vqc-score"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,6 +163,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (VqcError, OSError) as err:
         print(f"{PROG}: error: {err}", file=sys.stderr)
         return 1
+
+
+def alias_main() -> int:
+    """``vqc-evaluate``: the former name of ``vqc-score``, kept as an alias."""
+    print("vqc-evaluate is an alias of vqc-score (the same command)", file=sys.stderr)
+    return main()
 
 
 if __name__ == "__main__":

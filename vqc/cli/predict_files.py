@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from vqc.data.csvio import read_csv
 from vqc.data.folders import images_under
 from vqc.data.sources import IMAGE_EXTENSIONS
 from vqc.errors import DataError
+from vqc.io import read_csv
 
 
 def folder_images(images: Path, recursive: bool = False) -> tuple[list[str], list[str]]:

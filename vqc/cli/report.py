@@ -1,7 +1,7 @@
 """Printing a run's results on the terminal.
 
 The scores come back from the run's summary dict (``ScoreReport.to_dict`` form) and are shown by
-``vqc.metrics.render``, the same tables as ``vqc-evaluate`` and the run's Markdown reports.
+``vqc.metrics.render``, the same tables as ``vqc-score`` and the run's Markdown reports.
 """
 
 from __future__ import annotations

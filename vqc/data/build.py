@@ -14,7 +14,7 @@ from typing import Any
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from vqc.data.classes import ClassSet
+from vqc.classes import ClassSet
 from vqc.data.datamodule import VqcDataModule
 from vqc.data.folder_masks import find_masks_folder
 from vqc.data.layouts import DataSource, build_source

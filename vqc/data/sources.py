@@ -23,10 +23,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from vqc.data.csvio import csv_row, read_csv
 from vqc.data.folders import image_extensions
 from vqc.data.table import finish_table
 from vqc.errors import ConfigError, DataError
+from vqc.io import csv_row, read_csv
 
 #: Every extension Pillow opens.
 IMAGE_EXTENSIONS = image_extensions()

@@ -1,6 +1,6 @@
 """Reading challenge-format predictions, labels and probabilities, and pairing them by filename.
 
-What ``vqc-evaluate`` scores, as library functions (a notebook scores files the same way):
+What ``vqc-score`` scores, as library functions (a notebook scores files the same way):
 
     classes = resolve_classes(None, None, None)          # the challenge's
     matched = match(read_labelled(preds_csv, classes, "predictions"),
@@ -151,7 +151,7 @@ def match(preds: LabelledFile, labels: LabelledFile, allow_missing: bool = False
         if unexpected:
             parts.append(f"{len(unexpected)} predicted file(s) of {preds.path} have no label in "
                          f"{labels.path}: {listing(unexpected)}")
-        raise DataError("; ".join(parts) + " (allow_missing, --allow-missing in vqc-evaluate, "
+        raise DataError("; ".join(parts) + " (allow_missing, --allow-missing in vqc-score, "
                         "scores the common files)")
     names = [f for f in labels.filenames if f in predicted]
     if not names:

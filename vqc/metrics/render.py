@@ -1,7 +1,7 @@
 """Showing a ``ScoreReport``: one set of rows for the terminal (rich) and for Markdown, and the
 confusion matrices as a matplotlib figure.
 
-Every place that shows scores (``vqc-evaluate``, the end of training, the inspection report,
+Every place that shows scores (``vqc-score``, the end of training, the inspection report,
 the Markdown files of a run) goes through here, so a figure has one name and one format
 everywhere. A ``Section`` is the shared unit: a titled table of strings, rendered by
 ``rich_table`` or ``markdown_table``.

@@ -1,5 +1,5 @@
 """The evaluation task: a given checkpoint or inspector tested on a data config, with the same
-reports and pictures as the end of a training run (``eval.py`` / ``vqc-eval``)."""
+reports and pictures as the end of a training run (``eval.py`` / ``vqc-test``)."""
 
 from __future__ import annotations
 
