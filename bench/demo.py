@@ -13,7 +13,6 @@ not the quality.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, arguments, log
 from bench.real_data import Goal
+from vqc.training.summary import RunSummary
 
 SECTION = "demo"
 
@@ -117,7 +117,7 @@ def run(quick: bool, device: str = "cpu", overrides: list[str] | None = None,
     seconds = demo(folder, extra)
     load_end = os.getloadavg()[0]  # the demo's own 2 cores included
     run_dir = run_folder(folder)
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = RunSummary.read(run_dir)
     inspector = ROOT / summary["inspector"] if summary.get("inspector") else None
     size = inspector.stat().st_size if inspector and inspector.is_file() else None
     figures = figures_of(summary, seconds, size)

@@ -24,6 +24,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, arguments, log
 from bench.real_data import DEFAULT_DATA, Goal, figures_of, headline
+from vqc.training.summary import RunSummary
 
 PREFIX = "default_recipe"
 DEFAULT_SEEDS = (0, 1, 2)
@@ -157,7 +158,7 @@ def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
     for seed in seeds:
         run_dir = ROOT / "outputs" / "bench" / f"{PREFIX}_{dev.name}_{stamp}_seed{seed}"
         seconds = train([*overrides, *extra, f"seed={seed}"], run_dir)
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = RunSummary.read(run_dir)
         figures = figures_of(summary, seconds, seed)
         figures["run_dir"] = str(run_dir.relative_to(ROOT))
         figures["choices"] = summary.get("choices")
@@ -179,13 +180,13 @@ def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> R
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     runs = []
     for run_dir in run_dirs:
-        trained = json.loads((run_dir / "summary.json").read_text())
+        trained = RunSummary.read(run_dir)
         out = ROOT / "outputs" / "bench" / f"{PREFIX}_{dev.name}_rescored_{stamp}_{run_dir.name}"
         command = [sys.executable, str(ROOT / "eval.py"),
                    f"ckpt_path={trained['best_checkpoint']}", f"hydra.run.dir={out}"]
         log(" ".join(command[1:]))
         subprocess.run(command, cwd=ROOT, check=True)
-        summary = json.loads((out / "summary.json").read_text())
+        summary = RunSummary.read(out)
         old = next((r for r in _stored_runs(run_dir) if r), None)
         figures = figures_of(summary, old["seconds"] if old else None,
                              old["seed"] if old else None)

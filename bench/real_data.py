@@ -17,7 +17,6 @@ it checks the path, not the quality.
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from typing import Any
 from bench.common import RESULTS, ROOT, Result, arguments, log, stat
 from vqc.classes import ClassSet
 from vqc.metrics import ScoreReport
+from vqc.training.summary import RunSummary
 
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "magnetic-tile"
 PICTURES = ROOT / "docs" / "images"
@@ -236,7 +236,7 @@ def run(quick: bool, device: str = "cpu", data: str | None = None,
     for seed in seeds:
         run_dir = ROOT / "outputs" / "bench" / f"{experiment}_{stamp}_seed{seed}"
         seconds = train(root, run_dir, experiment, [*extra, f"seed={seed}"])
-        summary = json.loads((run_dir / "summary.json").read_text())
+        summary = RunSummary.read(run_dir)
         figures = figures_of(summary, seconds, seed)
         figures["run_dir"] = str(run_dir.relative_to(ROOT))
         runs.append(figures)

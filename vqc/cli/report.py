@@ -67,10 +67,10 @@ def best_checkpoint_line(summary: dict[str, Any]) -> str:
     if monitor:
         epoch = f", epoch {best['epoch']}" if best.get("epoch") else ""
         why = f"{monitor} = {num(score)}{epoch}"
-    elif "best_monitor" in summary:
+    elif summary.get("kind") == "test" or "best_monitor" not in summary:
+        why = "the checkpoint does not record what chose it"  # written before it was kept
+    else:
         why = "the last epoch: no figure monitored"
-    else:  # a checkpoint written before the record was kept
-        why = "the checkpoint does not record what chose it"
     return f"best checkpoint: {summary.get('best_checkpoint')} ({why})"
 
 

@@ -3,11 +3,9 @@ reports and pictures as the end of a training run (``eval.py`` / ``vqc-test``)."
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import lightning as L
 from hydra.utils import instantiate
@@ -15,7 +13,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.errors import ConfigError
-from vqc.io import write_atomic
 from vqc.training.callbacks import configured_callbacks
 from vqc.training.checkpoints import check_checkpoint
 from vqc.training.loggers import build_loggers, record_warnings
@@ -26,6 +23,7 @@ from vqc.training.recipe import (
     resolve_training_choices,
     reuse_run_choices,
 )
+from vqc.training.summary import RunSummary
 from vqc.training.task import build_module, prepare_data, without_mask_training
 from vqc.training.testing import build_inspector, report_inspection, test_checkpoint
 
@@ -46,7 +44,7 @@ def one_target(cfg: DictConfig) -> Iterator[str]:
         yield f"{key}={path}: file not found"
 
 
-def evaluate(cfg: DictConfig, run_name: str = "eval") -> dict[str, Any]:
+def evaluate(cfg: DictConfig, run_name: str = "eval") -> RunSummary:
     """Test ``cfg.ckpt_path`` (then, with ``fit_inspector``, fit drift on its weights and score
     the whole inspection, as training does) or score ``cfg.inspector``; writes the reports,
     ``test_predictions.csv``, pictures and ``summary.json`` into the run folder."""
@@ -56,7 +54,7 @@ def evaluate(cfg: DictConfig, run_name: str = "eval") -> dict[str, Any]:
         summary = _evaluate_inspector(cfg, run_dir)
     else:
         summary = _evaluate_checkpoint(cfg, run_dir, run_name)
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
+    summary.write()
     return summary
 
 
@@ -70,7 +68,7 @@ def _one_member(cfg: DictConfig, ckpt: str) -> str | None:
             "(eval.py inspector=RUN/inspector.safetensors)")
 
 
-def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[str, Any]:
+def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> RunSummary:
     ckpt = str(cfg.ckpt_path)
     without_mask_training(cfg)
     reuse_run_choices(cfg, ckpt)  # the size its run chose, not one chosen from this data
@@ -104,8 +102,8 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     for text in warnings:
         log.warning("WARNING: %s", text)
     record_warnings(loggers, warnings)
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "checkpoint": ckpt, "best": best,
-                               "warnings": warnings}
+    summary = RunSummary(run_dir=str(run_dir), kind="test", checkpoint=ckpt, best=best,
+                         warnings=warnings)
     summary.update(test_checkpoint(trainer, module, datamodule, ckpt, run_dir, warnings))
     summary["decision"] = str(cfg.module.decision)  # the tables titled as training titles them
     if fitted:
@@ -113,7 +111,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> dict[
     return summary
 
 
-def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> RunSummary:
     """The inspector's own classes and preprocessing, so that the images are prepared as those
     it was fitted on."""
     from vqc.inspection.inspector import Inspector
@@ -132,6 +130,6 @@ def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate {path} "
                           "on (set the data config's test split or test_csv)")
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "inspector": path, "warnings": []}
+    summary = RunSummary(run_dir=str(run_dir), kind="test", inspector=path)
     summary.update(report_inspection(cfg, inspector, datamodule, run_dir, [], []))
     return summary

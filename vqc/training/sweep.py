@@ -40,7 +40,9 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from vqc.errors import VqcError
 from vqc.training.run_names import override_key, swept_keys
+from vqc.training.summary import RunSummary
 from vqc.training.sweep_table import (
     SCORES,
     SUMMARY_CSV,
@@ -232,6 +234,14 @@ def write_summary(sweep_dir: str | Path, header: dict[str, Any] | None = None) -
     return jobs
 
 
+def _job_summary(job_dir: Path) -> RunSummary | None:
+    """The job's ``summary.json``, or ``None`` when it has none or it does not read."""
+    try:
+        return RunSummary.read(job_dir)
+    except VqcError:
+        return None
+
+
 class SweepSummary(Callback):
     """Hydra callback: records every job of a multirun, keeps the summary, fails at the end."""
 
@@ -293,7 +303,7 @@ class SweepSummary(Callback):
         wandb, wandb_run = wandb_state(config, job_dir, failed=failure is not None)
         started = self._started.pop(_key(job_dir), None)
         metric_name = OmegaConf.select(config, "optimized_metric")
-        summary = None if failure else read_json(job_dir / "summary.json")
+        summary = None if failure else _job_summary(job_dir)
         scores = _scores(None if failure else finite_number(value), metric_name, summary)
         warnings = [str(w) for w in (summary or {}).get("warnings") or []]
         row = {

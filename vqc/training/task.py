@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vqc.data.build import build_datamodule
 from vqc.errors import ConfigError
 from vqc.interrupts import interruptible
-from vqc.io import write_atomic
 from vqc.metrics import load_cost_matrix
 from vqc.metrics.cost import challenge_shaped_matrix
 from vqc.models import build_model
@@ -42,6 +41,7 @@ from vqc.training.recipe import (
     resume_choices,
 )
 from vqc.training.review import define_best_metrics, log_run_files
+from vqc.training.summary import RunSummary
 from vqc.training.sweep import metric_floor
 from vqc.training.testing import build_inspector, model_options, test_checkpoint
 
@@ -108,8 +108,39 @@ def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
     return MaskSupervision(int(model.num_features), weight) if weight > 0 else None
 
 
-def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> dict[str, Any]:
+@dataclass
+class Run:
+    """What a training run is made of, once set up and checked, before ``fit``."""
+
+    run_dir: Path
+    datamodule: Any
+    module: ClassifierModule
+    trainer: L.Trainer
+    loggers: list[Any]
+    resume: str | None
+    warnings: list[str]
+    choices: list[dict[str, Any]]
+    networks: int
+
+
+def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> RunSummary:
     """Fit, then test the best checkpoint; returns the run's summary (also in summary.json)."""
+    run = set_up(cfg, run_name, group)
+    # Checkpoints hold tensors and plain values only: load them without unpickling objects.
+    with interruptible("training", lightning=True):
+        run.trainer.fit(run.module, datamodule=run.datamodule, ckpt_path=run.resume,
+                        weights_only=True)
+    summary = after_fit(cfg, run)
+    if summary.rank is None:
+        summary.write()
+        log_run_files(run.loggers, run.run_dir, summary, cfg)
+        drop_last_checkpoint(cfg, run.run_dir, sweep_job=group is not None)
+    return summary
+
+
+def set_up(cfg: DictConfig, run_name: str, group: str | None) -> Run:
+    """The data, the module, the trainer and the loggers, every choice and check made before
+    the first epoch; the run's warnings recorded where a reviewer sees them."""
     run_dir = Path(cfg.paths.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     choices = resume_choices(cfg, run_dir)  # a resumed run keeps what it chose
@@ -129,11 +160,7 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
     choices += rate
     resume = resume_path(cfg, run_dir, module)  # checked before anything is written
     loggers = build_loggers(cfg.get("logger"), run_name, group)
-    callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
-    progress = log_progress(int(cfg.trainer.get("log_every_n_steps") or 0))
-    callbacks += [progress] if progress else []
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
-    check_launch(trainer)
+    trainer = _trainer(cfg, run_dir, loggers)
     networks = ensemble_size(cfg)
     if networks > 1 and trainer.world_size > 1:
         raise ConfigError(f"ensemble={networks} trains its networks one after the other on one "
@@ -146,46 +173,54 @@ def train(cfg: DictConfig, run_name: str = "run", group: str | None = None) -> d
         log.warning("WARNING: %s", text)
     warnings += datamodule.index.warnings  # logged when the data was read
     record_warnings(loggers, warnings)
-    chosen_rows = report_choices(choices, run_dir)
-    # Checkpoints hold tensors and plain values only: load them without unpickling objects.
-    with interruptible("training", lightning=True):
-        trainer.fit(module, datamodule=datamodule, ckpt_path=resume, weights_only=True)
+    return Run(run_dir, datamodule, module, trainer, loggers, resume, warnings,
+               report_choices(choices, run_dir), networks)
+
+
+def _trainer(cfg: DictConfig, run_dir: Path, loggers: list[Any]) -> L.Trainer:
+    callbacks = configured_callbacks(cfg, run_dir / "figures" if cfg.figures.enabled else None)
+    progress = log_progress(int(cfg.trainer.get("log_every_n_steps") or 0))
+    callbacks += [progress] if progress else []
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False, callbacks=callbacks)
+    check_launch(trainer)
+    return trainer
+
+
+def after_fit(cfg: DictConfig, run: Run) -> RunSummary:
+    """The ensemble's other networks, the test of the best weights, the inspector: the run's
+    summary (on the other processes of a distributed run, only their rank)."""
+    trainer, module, datamodule = run.trainer, run.module, run.datamodule
     floor = metric_floor(cfg.get("optimized_metric"), trainer.callback_metrics)
     tester = trainer
     if trainer.world_size > 1:  # test, inspector and files on rank 0, in one process
-        tester = rank_zero_tester(trainer, cfg.trainer, loggers)
+        tester = rank_zero_tester(trainer, cfg.trainer, run.loggers)
         if tester is None:
-            return {"run_dir": str(run_dir), "rank": trainer.global_rank}
-    summary: dict[str, Any] = {"run_dir": str(run_dir), "epochs": trainer.current_epoch,
-                               "choices": chosen_rows, "warnings": warnings}
+            return RunSummary(run_dir=str(run.run_dir), rank=trainer.global_rank)
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
-    summary["best_checkpoint"] = best or None
-    summary["best"] = getattr(checkpoint, "best_record", None)
-    summary["best_monitor"] = getattr(checkpoint, "monitor", None)
-    summary["best_score"] = _number(getattr(checkpoint, "best_model_score", None))
-    if networks > 1:
-        summary["members"] = [train_member(cfg, datamodule, run_dir, k, build_module)
-                              for k in range(1, networks)]
-        join_members(cfg, module, datamodule, best, summary["members"], build_module)
+    summary = RunSummary(
+        run_dir=str(run.run_dir), epochs=trainer.current_epoch, choices=run.choices,
+        warnings=run.warnings, best_checkpoint=best or None,
+        best=getattr(checkpoint, "best_record", None),
+        best_monitor=getattr(checkpoint, "monitor", None),
+        best_score=_number(getattr(checkpoint, "best_model_score", None)),
+        decision=str(cfg.module.decision), optimized_metric=cfg.get("optimized_metric"),
+        metric_floor=floor, wandb_dir=_wandb_dir(run.loggers))
+    if run.networks > 1:
+        summary.members = [train_member(cfg, datamodule, run.run_dir, k, build_module)
+                           for k in range(1, run.networks)]
+        join_members(cfg, module, datamodule, best, summary.members, build_module)
         best = ""  # the module holds the ensemble: tested and inspected as it is
     tested = bool(cfg.test and datamodule.test_frame is not None and len(datamodule.test_frame))
     if tested:
-        summary.update(test_checkpoint(tester, module, datamodule, best, run_dir, warnings))
-    summary["decision"] = str(cfg.module.decision)
+        summary.update(test_checkpoint(tester, module, datamodule, best, run.run_dir,
+                                       run.warnings))
     if cfg.get("inspector", True):
-        summary.update(build_inspector(cfg, module, datamodule, best, run_dir, tested,
-                                       warnings, StageLimits.of(tester, datamodule)))
-    metric_name = cfg.get("optimized_metric")
-    summary["optimized_metric"] = metric_name
-    summary["metric"] = _metric(trainer, metric_name, summary["best"])
-    if summary["metric"] is None and tester is not trainer:
-        summary["metric"] = _metric(tester, metric_name, None)
-    summary["metric_floor"] = floor
-    summary["wandb_dir"] = _wandb_dir(loggers)
-    write_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str))
-    log_run_files(loggers, run_dir, summary, cfg)
-    drop_last_checkpoint(cfg, run_dir, sweep_job=group is not None)
+        summary.update(build_inspector(cfg, module, datamodule, best, run.run_dir, tested,
+                                       run.warnings, StageLimits.of(tester, datamodule)))
+    summary.metric = _metric(trainer, summary.optimized_metric, summary.best)
+    if summary.metric is None and tester is not trainer:
+        summary.metric = _metric(tester, summary.optimized_metric, None)
     return summary
 
 
@@ -233,7 +268,7 @@ def _wandb_dir(loggers: list[Any]) -> str | None:
 
 
 def run_task(cfg: DictConfig, run_name: str, group: str | None,
-             report: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+             report: Callable[[RunSummary], None] | None = None) -> RunSummary:
     """``train`` with the W&B run always closed (failed if the task raised).
 
     ``report`` shows the summary (rank 0) while the W&B run is open, so its log holds it too.
