@@ -16,6 +16,7 @@ import time
 import warnings
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from omegaconf import open_dict
@@ -83,11 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     except VqcError as err:
         console.print(f"[red]error:[/red] {err}")
         return 2
-    run_dir = Path(cfg.paths.run_dir)
+    return predict_and_score(Path(cfg.paths.run_dir), Path(cfg.data.root), summary)
+
+
+def predict_and_score(run_dir: Path, root: Path, summary: Any) -> int:
+    """Steps 4 and 5: the saved inspector predicts the test images, vqc-score scores them,
+    and where everything is."""
     console.rule("4. vqc-predict on the test images, then vqc-score")
     from vqc.cli import evaluate, predict
 
-    root = Path(cfg.data.root)
     submission = run_dir / "submission.csv"
     test_index = run_dir / "test_index.csv"
     pd.read_csv(root / "Y_test.csv", index_col=0).drop(columns="Label").to_csv(test_index)
@@ -110,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     if summary.get("wandb_dir"):
         console.print(f"W&B (offline): wandb sync {summary['wandb_dir']}")
     return 0
+
 
 
 if __name__ == "__main__":

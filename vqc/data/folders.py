@@ -87,6 +87,37 @@ def _first_sighting(image: Path, split: str | None, label: str,
         f"images you mean to use twice)")
 
 
+def _split_folders(root: Path, subdirs: list[Path], notes: list[str]
+                   ) -> list[tuple[str, Path]]:
+    """``root``'s split folders (``train``, ``Val``...) as (split, folder); two folders of one
+    split refused, other folders beside them noted as not read."""
+    splits = [(SPLIT_FOLDERS[p.name.lower()], p) for p in subdirs
+              if p.name.lower() in SPLIT_FOLDERS]
+    if not splits:
+        return []
+    beside = [p.name for p in subdirs if p.name.lower() not in SPLIT_FOLDERS]
+    if beside:
+        notes.append(f"{root}: folder(s) {beside} beside the split folders "
+                     f"{[p.name for _, p in splits]} are not read")
+    named: dict[str, Path] = {}
+    for split, folder in splits:
+        if split in named:
+            raise DataError(f"{root}: {named[split].name}/ and {folder.name}/ both hold the "
+                            f"{split} split; keep one")
+        named[split] = folder
+    return splits
+
+
+def _note_left_out(root: Path, hidden: list[Path], other: list[Path], notes: list[str]) -> None:
+    if hidden:
+        log.info("%s: %d hidden file(s) or folder(s) left out (names starting with '.', such as "
+                 "macOS '._' files)", root, len(hidden))
+    if other:
+        shown = ", ".join(str(p.relative_to(root)) for p in other[:SHOWN])
+        notes.append(f"{root}: {len(other)} file(s) left out: not in a class folder or not an "
+                     f"image Pillow reads: {shown}{' ...' if len(other) > SHOWN else ''}")
+
+
 def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...] | None = None,
                        notes: list[str] | None = None,
                        skip: str | os.PathLike[str] | None = None) -> pd.DataFrame:
@@ -106,20 +137,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
         return sorted(p for p in folder.iterdir() if p.is_dir() and not _hidden(p.name)
                       and os.path.realpath(p) != skipped)
 
-    subdirs = folders_in(root)
-    splits = [(SPLIT_FOLDERS[p.name.lower()], p) for p in subdirs
-              if p.name.lower() in SPLIT_FOLDERS]
-    if splits:
-        beside = [p.name for p in subdirs if p.name.lower() not in SPLIT_FOLDERS]
-        if beside:
-            notes.append(f"{root}: folder(s) {beside} beside the split folders "
-                         f"{[p.name for _, p in splits]} are not read")
-        named = {}
-        for split, folder in splits:
-            if split in named:
-                raise DataError(f"{root}: {named[split].name}/ and {folder.name}/ both hold the "
-                                f"{split} split; keep one")
-            named[split] = folder
+    splits = _split_folders(root, folders_in(root), notes)
     layout = splits or [(None, root)]
     rows: list[dict[str, object]] = []
     hidden: list[Path] = []
@@ -143,13 +161,7 @@ def read_class_folders(root: str | os.PathLike[str], extensions: tuple[str, ...]
                     "split": split,
                     "where": str(image),
                 })
-    if hidden:
-        log.info("%s: %d hidden file(s) or folder(s) left out (names starting with '.', such as "
-                 "macOS '._' files)", root, len(hidden))
-    if other:
-        shown = ", ".join(str(p.relative_to(root)) for p in other[:SHOWN])
-        notes.append(f"{root}: {len(other)} file(s) left out: not in a class folder or not an "
-                     f"image Pillow reads: {shown}{' ...' if len(other) > SHOWN else ''}")
+    _note_left_out(root, hidden, other, notes)
     for note in notes[first:]:
         log.warning("%s", note)
     if not rows:

@@ -142,52 +142,9 @@ class Inspector(InspectorBase, torch.nn.Module):
     def load(cls, path: str | os.PathLike[str], device: str = "cpu") -> Inspector:
         """Read an artifact written by :meth:`save` (this format or the first); no pickle is
         ever loaded."""
-        from safetensors import SafetensorError, safe_open
-
         path = Path(path)
-        if not path.is_file():
-            raise DataError(f"{path}: inspector file not found")
-        damage = safetensors_damage(path)
-        if damage:
-            raise DataError(f"{path}: inspector file {damage}; copy it again, or write it "
-                            "again from its run's checkpoint")
-        try:
-            with safe_open(str(path), framework="pt", device=device) as handle:
-                metadata = handle.metadata() or {}
-                tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
-        except (SafetensorError, OSError, ValueError) as err:
-            raise DataError(f"{path}: not a vqc inspector (.safetensors) file ({err})") from err
-        if metadata.get("format") != FORMAT:
-            raise DataError(f"{path}: not a vqc inspector file (format "
-                            f"{metadata.get('format')!r})")
-        digest = metadata.get(SPEC_DIGEST)  # absent from artifacts written before it
-        if digest is not None and digest != hashlib.sha256(
-                str(metadata.get("spec")).encode()).hexdigest():
-            raise DataError(f"{path}: inspector metadata was changed after it was written (its "
-                            f"SHA-256 is not the recorded {SPEC_DIGEST}); copy it again, or "
-                            "write it again from its run's checkpoint")
-        spec = read_spec(metadata.get("spec"), path)
-        version = int(spec.versions.get("format", "1"))
-        if version > FORMAT_VERSION:
-            raise DataError(f"{path}: inspector format {version} is newer than this vqc reads "
-                            f"({FORMAT_VERSION}); upgrade vqc")
-        model = dict(spec.model)
-        name = model.pop("name")
-        counts = {k: model.pop(k) for k in ("num_classes", "in_channels") if k in model}
-        members = int(model.pop("members", 1))  # an ensemble's networks (ensemble=N)
-        try:
-            classifier = ensemble_of([build_model(name, **counts, **family_options(name, model),
-                                                  pretrained=False, weights=None)
-                                      for _ in range(members)])
-        except (ConfigError, TypeError, ValueError) as err:
-            raise DataError(f"{path}: inspector metadata 'model' {spec.model} cannot be "
-                            f"built: {err}") from err
-        state = {k[len("classifier."):]: v for k, v in tensors.items()
-                 if k.startswith("classifier.")}
-        try:
-            classifier.load_state_dict(state)
-        except RuntimeError as err:
-            raise DataError(f"{path}: classifier weights do not fit {spec.model}: {err}") from err
+        spec, tensors = _read_artifact(path, device)
+        classifier = _classifier(spec, tensors, path)
         drift = None
         if spec.drift is not None:
             drift_state = {k[len("drift."):]: v for k, v in tensors.items()
@@ -206,6 +163,61 @@ class Inspector(InspectorBase, torch.nn.Module):
         except (ConfigError, TypeError, ValueError) as err:
             raise DataError(f"{path}: inspector metadata does not make an inspector "
                             f"({type(err).__name__}: {err})") from err
+
+
+def _read_artifact(path: Path, device: str) -> tuple[InspectorSpec, dict[str, Tensor]]:
+    """The checked spec and the tensors of the artifact at ``path``."""
+    from safetensors import SafetensorError, safe_open
+
+    if not path.is_file():
+        raise DataError(f"{path}: inspector file not found")
+    damage = safetensors_damage(path)
+    if damage:
+        raise DataError(f"{path}: inspector file {damage}; copy it again, or write it "
+                        "again from its run's checkpoint")
+    try:
+        with safe_open(str(path), framework="pt", device=device) as handle:
+            metadata = handle.metadata() or {}
+            tensors = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError, ValueError) as err:
+        raise DataError(f"{path}: not a vqc inspector (.safetensors) file ({err})") from err
+    if metadata.get("format") != FORMAT:
+        raise DataError(f"{path}: not a vqc inspector file (format "
+                        f"{metadata.get('format')!r})")
+    digest = metadata.get(SPEC_DIGEST)  # absent from artifacts written before it
+    if digest is not None and digest != hashlib.sha256(
+            str(metadata.get("spec")).encode()).hexdigest():
+        raise DataError(f"{path}: inspector metadata was changed after it was written (its "
+                        f"SHA-256 is not the recorded {SPEC_DIGEST}); copy it again, or "
+                        "write it again from its run's checkpoint")
+    spec = read_spec(metadata.get("spec"), path)
+    version = int(spec.versions.get("format", "1"))
+    if version > FORMAT_VERSION:
+        raise DataError(f"{path}: inspector format {version} is newer than this vqc reads "
+                        f"({FORMAT_VERSION}); upgrade vqc")
+    return spec, tensors
+
+
+def _classifier(spec: InspectorSpec, tensors: dict[str, Tensor], path: Path) -> Classifier:
+    """The classifier the spec describes, with the artifact's weights."""
+    model = dict(spec.model)
+    name = model.pop("name")
+    counts = {k: model.pop(k) for k in ("num_classes", "in_channels") if k in model}
+    members = int(model.pop("members", 1))  # an ensemble's networks (ensemble=N)
+    try:
+        classifier = ensemble_of([build_model(name, **counts, **family_options(name, model),
+                                              pretrained=False, weights=None)
+                                  for _ in range(members)])
+    except (ConfigError, TypeError, ValueError) as err:
+        raise DataError(f"{path}: inspector metadata 'model' {spec.model} cannot be "
+                        f"built: {err}") from err
+    state = {k[len("classifier."):]: v for k, v in tensors.items()
+             if k.startswith("classifier.")}
+    try:
+        classifier.load_state_dict(state)
+    except RuntimeError as err:
+        raise DataError(f"{path}: classifier weights do not fit {spec.model}: {err}") from err
+    return classifier
 
 
 def _legacy_drift(spec: InspectorSpec, state: dict[str, Tensor]) -> DriftEnsemble:
