@@ -88,3 +88,21 @@ def test_no_import_loop_between_vqc_modules() -> None:
     assert len(graph) > 100
     assert "vqc.training.task" in graph["vqc.cli.train"]  # imported inside a function: counted
     assert cycles(graph) == []
+
+
+#: Packages of pure torch code: the model, drift, inspection, export and scoring layers run
+#: without Lightning or Hydra (the inspector loads where neither is installed).
+PURE = ("vqc.models", "vqc.drift", "vqc.inspection", "vqc.export", "vqc.metrics")
+
+
+def test_pure_torch_packages_import_neither_lightning_nor_hydra() -> None:
+    found = []
+    for name, path in _modules().items():
+        if not name.startswith(PURE):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            found += [f"{name}: {n}" for n in names
+                      if n.split(".")[0] in ("lightning", "omegaconf", "hydra")]
+    assert found == []

@@ -354,14 +354,15 @@ def rule_problem(cfg: DictConfig, key: str) -> str | None:
 @check
 @builds_model
 def drift_layers_of_the_model(cfg: DictConfig) -> Iterator[str]:
-    """Drift layers the model has (``vqc.drift.layers``), found before any data is read; the
-    model is built without weights. ``n_features`` is capped later, with a warning."""
+    """Drift layers the model has (``vqc.training.drift_layers``), found before any data is
+    read; the model is built without weights. ``n_features`` is capped later, with a
+    warning."""
     drift = cfg.get("drift")
     if not isinstance(drift, DictConfig) or not drift.get("enabled", False):
         return
     if not isinstance(cfg.get("model"), DictConfig) or not cfg.get("data"):
         return
-    from vqc.drift.layers import check_drift_layers
+    from vqc.training.drift_layers import check_drift_layers
 
     try:
         check_drift_layers(cfg)

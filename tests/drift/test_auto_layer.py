@@ -4,7 +4,7 @@ import pytest
 from hydra.core.global_hydra import GlobalHydra
 
 from vqc.config import compose
-from vqc.drift.layers import cap_n_features, check_drift_layers
+from vqc.training.drift_layers import cap_n_features, check_drift_layers
 
 
 def _check(*overrides: str):
@@ -58,6 +58,6 @@ def test_cross_fitting_is_turned_off_on_a_trained_layer():
 
 
 def _model(cfg):
-    from vqc.drift.layers import _model_from
+    from vqc.training.drift_layers import _model_from
 
     return _model_from(cfg)

@@ -93,7 +93,7 @@ def test_cross_fitting_the_embedding_is_refused_when_the_run_starts():
     from hydra.core.global_hydra import GlobalHydra
 
     from vqc.config import compose
-    from vqc.drift.layers import check_drift_layers
+    from vqc.training.drift_layers import check_drift_layers
 
     GlobalHydra.instance().clear()
     cfg = compose("train", ["experiment=magnetic_tile", "drift=pooled_gate",

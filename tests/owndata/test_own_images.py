@@ -119,7 +119,7 @@ def test_drift_layers_the_model_lacks_stop_the_run_before_training(tmp_path, mon
 def test_scratch_experiment_swapped_to_resnet18_keeps_drift_working(tmp_path):
     """experiment=magnetic_tile_scratch names CNN blocks; with model=resnet18 its drift layers
     are refused before training, and drift.layers=null follows the model family."""
-    from vqc.drift.layers import check_drift_layers
+    from vqc.training.drift_layers import check_drift_layers
 
     GlobalHydra.instance().clear()
     cfg = compose("train", ["experiment=magnetic_tile_scratch", "model=resnet18",
@@ -179,7 +179,7 @@ def test_eval_of_an_own_data_checkpoint_fits_the_inspector_too(tmp_path, monkeyp
 def test_the_layer_of_a_pooled_drift_detector_is_checked_against_the_model():
     """drift=stats_gate reads EfficientNet's stage2; another backbone is told its layers before
     any data is read, and takes one of them."""
-    from vqc.drift.layers import check_drift_layers
+    from vqc.training.drift_layers import check_drift_layers
 
     GlobalHydra.instance().clear()
     cfg = compose("train", ["drift=stats_gate", "model=resnet18", "data.preprocess.size=[32,32]",
@@ -196,7 +196,7 @@ def test_the_layer_of_a_pooled_drift_detector_is_checked_against_the_model():
 def test_a_drift_layer_that_unfreeze_trains_is_warned_of_with_the_frozen_ones():
     """experiment=magnetic_tile freezes Lite1's stages 0-2, so stage2 is as loaded; with Lite0
     the same unfreeze=14 trains stage2, and the check says which layers stay frozen."""
-    from vqc.drift.layers import check_drift_layers
+    from vqc.training.drift_layers import check_drift_layers
 
     GlobalHydra.instance().clear()
     cfg = compose("train", ["experiment=magnetic_tile", "data.preprocess.size=[32,32]"])

@@ -8,9 +8,9 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vqc.drift.layers import cap_n_features, check_drift_layers
 from vqc.errors import ConfigError, DataError
 from vqc.metrics import load_cost_matrix
+from vqc.training.drift_layers import cap_n_features, check_drift_layers
 from vqc.training.recipe import Choice
 from vqc.training.recipe import drift_fitted as _drift_on
 
