@@ -16,8 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vqc.classes import ClassSet
 from vqc.data.datamodule import VqcDataModule
-from vqc.data.folder_masks import find_masks_folder
-from vqc.data.layouts import DataSource, build_source
+from vqc.data.layouts import DataSource, build_source, gives_masks
 from vqc.data.preprocess import Preprocessor
 from vqc.errors import ConfigError
 
@@ -82,14 +81,9 @@ def synthetic_preparer(root: str, generate: Mapping[str, Any]) -> Callable[[], A
 
 
 def names_masks(cfg: Mapping[str, Any]) -> bool:
-    """Whether the ``data`` config names pixel masks: a CSV's mask column or a masks folder."""
-    if cfg.get("layout") == "csv":
-        return bool((cfg.get("columns") or {}).get("mask"))
-    if cfg.get("layout") != "folders":
-        return False
-    if cfg.get("masks_root") == "auto":
-        return bool(cfg.get("root")) and find_masks_folder(cfg["root"]) is not None
-    return bool(cfg.get("masks_root"))
+    """Whether the ``data`` config names pixel masks (its layout says how: ``GivesMasks``)."""
+    layout = gives_masks(str(cfg.get("layout")))
+    return layout is not None and layout.masks_named(cfg)
 
 
 def build_datamodule(data: DictConfig | Mapping[str, Any], cache_dir: str,

@@ -19,17 +19,23 @@ is built::
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
-from vqc.data.folder_masks import attach_folder_masks, find_masks_folder
+from vqc.data.folder_masks import MASK_FOLDERS, attach_folder_masks, find_masks_folder
 from vqc.data.folders import read_class_folders
 from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
+from vqc.io import read_csv
 from vqc.registry import Registry
+
+#: The value of a mask setting a run resolves from the data (``find_masks``).
+AUTO = "auto"
+#: The CSV column ``columns.mask: auto`` looks for.
+MASK_COLUMN = "mask"
 
 #: Train table, and test table or ``None``.
 Tables = tuple[pd.DataFrame, pd.DataFrame | None]
@@ -45,6 +51,25 @@ class DataSource(Protocol):
 
     def tables(self) -> Tables:
         """Raw train and test tables (labels as names)."""
+        ...
+
+
+class GivesMasks(Protocol):
+    """A layout that can give pixel masks says, from its data config, where they are."""
+
+    @classmethod
+    def masks_named(cls, data: Mapping[str, Any]) -> bool:
+        """Whether ``data`` names pixel masks."""
+        ...
+
+    @classmethod
+    def masks_off(cls, data: MutableMapping[str, Any]) -> None:
+        """Edit ``data`` so that no mask is read (testing a mask run on any set)."""
+        ...
+
+    @classmethod
+    def find_masks(cls, data: MutableMapping[str, Any]) -> list[tuple[str, Any, str]]:
+        """Resolve its ``auto`` mask settings in ``data``: (key, value, why) for each."""
         ...
 
 
@@ -69,6 +94,12 @@ def register_layout(name: str) -> Callable[[B], B]:
 def layout_builder(layout: str) -> Builder:
     """The builder of ``layout``; a ``ConfigError`` listing the known layouts if none."""
     return LAYOUTS.get(layout)
+
+
+def gives_masks(layout: str) -> GivesMasks | None:
+    """The layout as a giver of pixel masks, or ``None`` when it gives none."""
+    builder = layout_builder(layout)
+    return builder if hasattr(builder, "masks_named") else None  # type: ignore[return-value]
 
 
 def layout_keys(layout: str) -> list[str]:
@@ -164,6 +195,26 @@ class CsvList:
     def name(self) -> str:
         return str(self.csv or "data")
 
+    @classmethod
+    def masks_named(cls, data: Mapping[str, Any]) -> bool:
+        return bool((data.get("columns") or {}).get("mask"))
+
+    @classmethod
+    def masks_off(cls, data: MutableMapping[str, Any]) -> None:
+        if (data.get("columns") or {}).get("mask") is not None:
+            data["columns"]["mask"] = None
+
+    @classmethod
+    def find_masks(cls, data: MutableMapping[str, Any]) -> list[tuple[str, Any, str]]:
+        """``columns.mask: auto``: the CSV's ``mask`` column when it has one."""
+        if (data.get("columns") or {}).get("mask") != "auto":
+            return []
+        header = read_csv(data["csv"], nrows=0).columns
+        column = MASK_COLUMN if MASK_COLUMN in header else None
+        data["columns"]["mask"] = column
+        return [("columns.mask", column,
+                 f"the CSV {'has a' if column else 'has no'} {MASK_COLUMN!r} column")]
+
     def tables(self) -> Tables:
         table = read_generic_csv(_required(self.csv, "csv"), self.root, self.columns)
         if not self.test_csv:
@@ -195,11 +246,37 @@ class ClassFolders:
     def name(self) -> str:
         return str(self.root or "data")
 
+    @classmethod
+    def masks_named(cls, data: Mapping[str, Any]) -> bool:
+        if data.get("masks_root") == AUTO:
+            return bool(data.get("root")) and find_masks_folder(data["root"]) is not None
+        return bool(data.get("masks_root"))
+
+    @classmethod
+    def masks_off(cls, data: MutableMapping[str, Any]) -> None:
+        if data.get("masks_root") is not None:
+            data["read_masks"] = False  # its folder is still no class
+
+    @classmethod
+    def find_masks(cls, data: MutableMapping[str, Any]) -> list[tuple[str, Any, str]]:
+        """``masks_root: auto``: ``root/masks`` or ``root/ground_truth`` when there is one."""
+        if data.get("masks_root") != AUTO:
+            return []
+        found = find_masks_folder(data["root"]) if data.get("root") else None
+        data["masks_root"] = str(found[0]) if found else None
+        chosen = [("masks_root", data["masks_root"],
+                   f"{found[0].name}/ under data.root" + (
+                       f", files named *{found[1]}" if found[1] else "") if found else
+                   f"no {' or '.join(f'{n}/' for n in MASK_FOLDERS)} under data.root")]
+        if found and found[1] and not data.get("mask_suffix"):
+            data["mask_suffix"] = found[1]
+        return chosen
+
     def tables(self) -> Tables:
         self.notes = []
         root = _required(self.root, "root")
         masks_root, suffix = self.masks_root, self.mask_suffix or ""
-        if masks_root == "auto":  # a run resolves it first (and says so); a bare read here
+        if masks_root == AUTO:  # a run resolves it first (and says so); a bare read here
             found = find_masks_folder(root)
             masks_root, suffix = (str(found[0]), suffix or found[1]) if found else (None, suffix)
         table = read_class_folders(root, notes=self.notes, skip=masks_root)
@@ -210,5 +287,19 @@ class ClassFolders:
         return _by_split(table, self.train_split, self.test_split, str(self.root))
 
 
-__all__ = ["LAYOUTS", "ChallengeFiles", "ClassFolders", "CsvList", "DataSource", "Tables",
-           "build_source", "layout_builder", "layout_keys", "register_layout"]
+__all__ = [
+    "AUTO",
+    "LAYOUTS",
+    "MASK_COLUMN",
+    "ChallengeFiles",
+    "ClassFolders",
+    "CsvList",
+    "DataSource",
+    "GivesMasks",
+    "Tables",
+    "build_source",
+    "gives_masks",
+    "layout_builder",
+    "layout_keys",
+    "register_layout",
+]

@@ -203,6 +203,15 @@ class DriftDetector(ResizableBuffers):
         """Take back what :meth:`meta` gave, before loading the buffers."""
 
     @classmethod
+    def reads_trained_features(cls, options: Mapping[str, Any]) -> bool:
+        """Whether, with ``options``, the detector reads what training learns (the pooled
+        embedding, not a frozen layer): its scores of training images are then not those of
+        new images, and cross-fitting its threshold is refused. A detector of frozen layers
+        or raw pixels keeps the default, ``False``; which layers training changes is checked
+        against the model elsewhere."""
+        return False
+
+    @classmethod
     def from_options(cls, options: Mapping[str, Any], model: Any = None,
                      where: str = "drift") -> DriftDetector:
         """Build from config options; ``model`` is the classifier whose outputs it will read

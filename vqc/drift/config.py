@@ -90,8 +90,10 @@ def _check_cross_fit(folds: int, detectors: Mapping[str, tuple[str, dict[str, An
     """Refuse cross-fitting a drift detector that reads the pooled embedding: the training
     learns it, so its scores of training images are not those of new ones
     (``vqc.inspection.cross_fit``)."""
+    from vqc.drift.registry import detector_class
+
     for name, (kind, options) in detectors.items():
-        if roles[name] == "drift" and kind == "pooled" and options.get("layer") is None:
+        if roles[name] == "drift" and detector_class(kind).reads_trained_features(options):
             raise ConfigError(
                 f"drift.cross_fit={folds}: drift.detectors.{name} reads the pooled "
                 "embedding, which the training learns, so its scores of training images are not "

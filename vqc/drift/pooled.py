@@ -18,8 +18,9 @@ mean; memory is ``p * p`` values whatever the number of images.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from torch import Tensor
@@ -162,6 +163,10 @@ class PooledGaussian(DriftDetector):
 
     config_type = PooledConfig
     symmetric_buffers = ("inv_covariance",)
+
+    @classmethod
+    def reads_trained_features(cls, options: Mapping[str, Any]) -> bool:
+        return options.get("layer") is None  # no layer: the pooled embedding training learns
 
     def __init__(self, config: PooledConfig | None = None,
                  threshold: DriftThreshold | None = None, **options: object) -> None:

@@ -23,11 +23,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.data.build import build_data_source, names_masks
-from vqc.data.folder_masks import MASK_FOLDERS, find_masks_folder
 from vqc.data.image_sizes import choose_size, crop_sizes, read_sizes
+from vqc.data.layouts import gives_masks
 from vqc.drift.config import drift_settings
 from vqc.drift.threshold import min_normal_count
-from vqc.io import read_csv
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +41,6 @@ TARGET_STEPS = 450
 MIN_EPOCHS, MAX_EPOCHS = 4, 30
 #: ``module.mask_weight`` when the data gives masks.
 MASK_WEIGHT = 1.0
-#: The CSV column ``data.columns.mask: auto`` looks for.
-MASK_COLUMN = "mask"
 #: ``drift.target_rate: auto`` lies between these false-drift rates.
 LOWEST_RATE, HIGHEST_RATE = 0.001, 0.005
 
@@ -78,21 +75,11 @@ def resolve_data_choices(cfg: DictConfig) -> list[Choice]:
 
 def _mask_choices(cfg: DictConfig) -> list[Choice]:
     choices = []
-    if cfg.data.get("layout") == "csv" and _is_auto(cfg, "data.columns.mask"):
-        header = read_csv(cfg.data.csv, nrows=0).columns
-        column = MASK_COLUMN if MASK_COLUMN in header else None
-        _set(cfg, "data.columns.mask", column)
-        choices.append(Choice("data.columns.mask", column,
-                              f"the CSV {'has a' if column else 'has no'} {MASK_COLUMN!r} column"))
-    if cfg.data.get("layout") == "folders" and _is_auto(cfg, "data.masks_root"):
-        found = find_masks_folder(cfg.data.root) if cfg.data.get("root") else None
-        _set(cfg, "data.masks_root", str(found[0]) if found else None)
-        if found and found[1] and not cfg.data.get("mask_suffix"):
-            _set(cfg, "data.mask_suffix", found[1])
-        why = (f"{found[0].name}/ under data.root" + (f", files named *{found[1]}" if found[1]
-                                                       else "")
-               if found else f"no {' or '.join(f'{n}/' for n in MASK_FOLDERS)} under data.root")
-        choices.append(Choice("data.masks_root", str(found[0]) if found else None, why))
+    layout = gives_masks(str(cfg.data.get("layout")))
+    if layout is not None:
+        with open_dict(cfg):
+            found = layout.find_masks(cfg.data)  # the layout's own "auto" mask settings
+        choices += [Choice(f"data.{key}", value, why) for key, value, why in found]
     if _is_auto(cfg, "module.mask_weight"):
         data = OmegaConf.to_container(cfg.data, resolve=True)
         has = names_masks(data) and data.get("read_masks", True) is not False  # type: ignore[union-attr,arg-type]

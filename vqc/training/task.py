@@ -16,6 +16,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.data.build import build_datamodule
+from vqc.data.layouts import gives_masks
 from vqc.errors import ConfigError
 from vqc.interrupts import interruptible
 from vqc.metrics import load_cost_matrix
@@ -95,10 +96,9 @@ def without_mask_training(cfg: DictConfig) -> None:
     or without."""
     with open_dict(cfg):
         cfg.module.mask_weight = 0.0
-        if OmegaConf.select(cfg, "data.columns.mask") is not None:
-            cfg.data.columns.mask = None
-        if OmegaConf.select(cfg, "data.masks_root") is not None:
-            cfg.data.read_masks = False  # its folder is still no class
+        layout = gives_masks(str(cfg.data.get("layout")))
+        if layout is not None:
+            layout.masks_off(cfg.data)
 
 
 def mask_supervision(cfg: DictConfig, model: Any) -> MaskSupervision | None:
