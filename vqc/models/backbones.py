@@ -20,10 +20,10 @@ from torch import nn
 
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
+from vqc.models.builder import pretrained_classifier
 from vqc.models.classifier import Classifier
 from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
-from vqc.models.weights import load_state_dict_into
 
 #: Architectures by source. Every one has ``conv1 bn1 act maxpool layer1..4 fc``.
 TIMM_ARCHS: tuple[str, ...] = ("resnet18", "resnet50", "resnet101", "resnest50d", "wide_resnet50_2")
@@ -169,15 +169,9 @@ def build_resnet(
     ``weights``, else the hub (see :func:`~vqc.models.pretrained.resolve_pretrained`); a
     ``weights`` file is loaded whenever given."""
     key = str(name).strip().lower()
-    weights = none_if_blank(weights)
     arch = check_resnet_name(key, source)
-    state = None
-    if pretrained or weights is not None:  # before building: fail fast when offline
-        state = resolve_pretrained(key, arch, source, weights)
-    backbone = create_resnet(key, source=source, in_channels=in_channels)
-    model = Classifier(backbone, num_classes=num_classes, dropout=dropout,
-                       name=f"{key} ({source})")
-    if state is not None:
-        model.load_report = load_state_dict_into(model, state[0], origin=state[1])
-    model.unfreeze(unfreeze)
-    return model
+    return pretrained_classifier(
+        lambda: create_resnet(key, source=source, in_channels=in_channels),
+        name=f"{key} ({source})", num_classes=num_classes, dropout=dropout, unfreeze=unfreeze,
+        pretrained=pretrained, weights=weights,
+        resolve=lambda file: resolve_pretrained(key, arch, source, file))

@@ -22,10 +22,10 @@ from torch import nn
 
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
+from vqc.models.builder import pretrained_classifier
 from vqc.models.classifier import Classifier
 from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
-from vqc.models.weights import load_state_dict_into
 
 #: timm architecture of each model name.
 ARCHS: dict[str, str] = {f"efficientnet_lite{i}": f"tf_efficientnet_lite{i}" for i in range(3)}
@@ -161,21 +161,19 @@ def build_efficientnet(
     """An EfficientNet-Lite classifier; ImageNet weights by default (see ``resolve_pretrained``:
     ``model.weights``, then the installed weights package, then the hub). ``unfreeze=None``:
     ``FINE_TUNE_UNFREEZE`` blocks with weights loaded, every block without."""
-    weights = none_if_blank(weights)
-    state = None
-    if pretrained or weights is not None:  # before building: fail fast when offline
-        state = resolve_pretrained(name, name, "timm", weights, hub_name=ARCHS[name])
-    backbone = create_efficientnet(name, in_channels)
-    model = Classifier(backbone, num_classes=num_classes, dropout=dropout, name=name)
-    model.fine_tune_unfreeze = FINE_TUNE_UNFREEZE
-    if state is not None:
-        raw, origin = state
-        if not all(k.startswith(("backbone.", "head.")) for k in raw):  # not our own layout
-            reference = {**backbone.net.state_dict(),  # ImageNet's head comes last
-                         "classifier.weight": torch.empty(1000, backbone.num_features),
-                         "classifier.bias": torch.empty(1000)}
-            raw = to_timm_keys(raw, reference, origin)
-        model.load_report = load_state_dict_into(model, raw, origin=origin)
-        model.default_unfreeze = model.fine_tune_unfreeze
-    model.unfreeze(unfreeze)
-    return model
+    return pretrained_classifier(
+        lambda: create_efficientnet(name, in_channels), name=name, num_classes=num_classes,
+        dropout=dropout, unfreeze=unfreeze, pretrained=pretrained, weights=weights,
+        resolve=lambda file: resolve_pretrained(name, name, "timm", file, hub_name=ARCHS[name]),
+        remap=_timm_keys, fine_tune_unfreeze=FINE_TUNE_UNFREEZE)
+
+
+def _timm_keys(raw: dict[str, torch.Tensor], backbone: Backbone,
+               origin: str) -> dict[str, torch.Tensor]:
+    """Published EfficientNet-Lite weights in timm's key names (ours are kept as they are)."""
+    if all(k.startswith(("backbone.", "head.")) for k in raw):
+        return raw
+    reference = {**backbone.net.state_dict(),  # ImageNet's head comes last
+                 "classifier.weight": torch.empty(1000, backbone.num_features),
+                 "classifier.bias": torch.empty(1000)}
+    return to_timm_keys(raw, reference, origin)
