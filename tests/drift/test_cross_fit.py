@@ -130,3 +130,15 @@ def test_outputs_over_the_memory_budget_are_not_kept(cnn):
     batches = [(forward_outputs(cnn, images, ["block1"]), torch.zeros(4), None)]
     assert OutputStore.collect(batches, 4, 2, max_bytes=100) is None
     assert OutputStore.collect(batches, 4, 2) is not None
+
+
+def test_only_detectors_of_trained_features_refuse_cross_fitting() -> None:
+    """The pooled embedding is learnt by training; a frozen layer and the image's own pixels
+    (image_quality, itself a pooled Gaussian) are not."""
+    from vqc.drift.registry import detector_class
+
+    assert detector_class("pooled").reads_trained_features({"layer": None})
+    assert not detector_class("pooled").reads_trained_features({"layer": "stage2"})
+    assert not detector_class("image_quality").reads_trained_features({})
+    assert not detector_class("padim").reads_trained_features({"layers": ["block1"]})
+    drift_settings({"cross_fit": 5, "detectors": {"quality": {"type": "image_quality"}}})

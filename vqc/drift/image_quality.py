@@ -72,6 +72,10 @@ class ImageQuality(PooledGaussian):
             raise ConfigError(f"the image_quality drift detector reads the image, not a layer "
                               f"(layer={self.config.layer!r}): leave its layer null")
 
+    @classmethod
+    def reads_trained_features(cls, options: Any) -> bool:
+        return False  # the image's own pixels: nothing training learns
+
     @property
     def layers(self) -> tuple[str, ...]:
         return ()
