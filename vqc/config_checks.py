@@ -190,7 +190,8 @@ TOP = [
 DATA = [
     Rule("data.layout", "str"), Rule("data.val_fraction", "number", 0, 1, open_high=True),
     Rule("data.group_by", "choice", choices=("lib", "window", "group"), nullable=True),
-    _flag("data.balanced"), _count("data.batch_size", 1), _count("data.num_workers"),
+    Rule("data.balanced", "bool", also=("sqrt",)), _count("data.batch_size", 1),
+    _count("data.num_workers"),
     _flag("data.pin_memory"), _count("data.cache_workers", 1, nullable=True),
     Rule("data.on_bad_image", "choice", choices=("error", "skip")),
     Rule("data.preprocess.size", "ints", 1, length=2, also=("auto",)),

@@ -32,7 +32,9 @@ def _train(tmp_path: Path, *argv: str) -> subprocess.CompletedProcess:
     (["dropout=1.5"], ["train.py: error: dropout=1.5: must be a number >= 0 and < 1"]),
     (["lr=-1", "seed=x"], ["train.py: error: seed=x: must be an integer >= 0",
                            "lr=-1: must be a number > 0"]),
-], ids=["misspelt", "misspelt_added", "unfreeze", "dropout", "two"])
+    (["data.balanced=half"],
+     ["train.py: error: data.balanced=half: must be true or false (or sqrt)"]),
+], ids=["misspelt", "misspelt_added", "unfreeze", "dropout", "two", "balanced"])
 def test_a_bad_setting_is_one_line_per_problem(tmp_path, argv, lines) -> None:
     result = _train(tmp_path, *argv)
     assert result.returncode == 2
@@ -56,7 +58,8 @@ def test_the_check_runs_before_torch_is_imported() -> None:
     ["++trainer.max_epoch=1"],  # ++ adds it anyway
     ["-m", "model=cnn,basic_cnn", "model.width=16"],  # a key of the swept groups
     ["-m", "seed=range(1,3)", "experiment=magnetic_tile"],
-], ids=["plain", "new_trainer_keys", "new_die", "forced", "swept_group", "range"])
+    ["data.balanced=sqrt"],
+], ids=["plain", "new_trainer_keys", "new_die", "forced", "swept_group", "range", "sqrt"])
 def test_a_good_command_line_passes_the_check(argv) -> None:
     from vqc.cli.precheck import early_errors
 

@@ -142,3 +142,18 @@ def test_valeo_config_applies_the_official_table(tmp_path):
     assert dm.num_classes == 6 and dm.classes.names[6] == "Drift"
     image = dm.cache.get(Path(dm.train_frame["path"].iloc[0]), dm.train_frame["lib"].iloc[0])
     assert image.shape == (1, 224, 64) and image.max() == 40  # the first image's grey level
+
+
+def test_square_root_balance_lies_between_equal_and_natural_shares() -> None:
+    """Counts 100 and 25: natural shares 0.8 / 0.2, balanced 0.5 / 0.5, sqrt 10 : 5."""
+    import numpy as np
+
+    from vqc.data.dataset import balanced_weights, class_shares
+
+    counts = {"good": 100, "bad": 25}
+    assert class_shares(counts, False) == pytest.approx({"good": 0.8, "bad": 0.2})
+    assert class_shares(counts, True) == pytest.approx({"good": 0.5, "bad": 0.5})
+    assert class_shares(counts, "sqrt") == pytest.approx({"good": 2 / 3, "bad": 1 / 3})
+    codes = np.array([0] * 100 + [1] * 25)
+    weights = balanced_weights(codes, 0.5)
+    assert float(weights[codes == 0].sum() / weights.sum()) == pytest.approx(2 / 3)

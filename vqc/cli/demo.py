@@ -13,7 +13,6 @@ import argparse
 import logging
 import sys
 import time
-import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -50,13 +49,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate and load the data set, print its class counts, stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.getLogger("lightning.pytorch").propagate = False  # it prints its own lines
     from vqc.cli.report import print_training_summary
+    from vqc.cli.start import quiet_library_warnings
     from vqc.data.build import build_datamodule
     from vqc.training.recipe import resolve_data_choices
     from vqc.training.task import run_task
 
+    quiet_library_warnings()
+    logging.getLogger("lightning.pytorch").propagate = False  # it prints its own lines
     try:
         cfg = compose("train", ["experiment=demo", *args.overrides])
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")

@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader
 from vqc.classes import ClassSet
 from vqc.data.cache import ImageCache
 from vqc.data.dataset import (
+    BALANCE_POWERS,
     EpochSampler,
     ImageDataset,
     balanced_weights,
@@ -54,7 +55,7 @@ class VqcDataModule(L.LightningDataModule):
         open_set: str | None = None,
         val_fraction: float = 0.2,
         group_by: str | None = None,
-        balanced: bool = True,
+        balanced: bool | str = True,
         batch_size: int = 32,
         num_workers: int = 0,
         pin_memory: bool = False,
@@ -262,7 +263,8 @@ class VqcDataModule(L.LightningDataModule):
         of epoch ``e`` follow from ``(seed, e)`` alone, so a resumed run sees the same batches as
         an uninterrupted one, whatever ``num_workers``."""
         dataset = self._dataset(self.train_frame, train=True)
-        weights = balanced_weights(dataset.codes) if self.balanced else None
+        power = BALANCE_POWERS[self.balanced]
+        weights = balanced_weights(dataset.codes, power) if power else None
         sampler = EpochSampler(len(dataset), self.seed, weights, epoch=self._next_epoch(),
                                seeds=True)
         return self._loader(dataset, shuffle=False, sampler=sampler)

@@ -159,10 +159,24 @@ class EpochSampler(Sampler):
         yield from zip(order.tolist(), seeds.tolist(), strict=True)
 
 
-def balanced_weights(codes: np.ndarray) -> torch.Tensor:
-    """Weights 1 / class count: every class is drawn equally often in expectation."""
-    counts = np.bincount(codes)
-    return torch.as_tensor(1.0 / counts[codes], dtype=torch.double)
+#: ``data.balanced`` -> the power of the class count an image's draw weight divides by: 1
+#: draws every class alike, ``sqrt`` halfway between that and the classes as they occur.
+BALANCE_POWERS: dict[bool | str, float] = {True: 1.0, "sqrt": 0.5, False: 0.0}
+
+
+def balanced_weights(codes: np.ndarray, power: float = 1.0) -> torch.Tensor:
+    """Weights 1 / class count ** ``power`` (1: every class drawn equally often in
+    expectation; 0.5: a class's share grows with the square root of its count)."""
+    counts = np.bincount(codes).astype(float)
+    return torch.as_tensor(1.0 / counts[codes] ** power, dtype=torch.double)
+
+
+def class_shares(counts: dict[str, int], balanced: bool | str) -> dict[str, float]:
+    """Each class's share of the training draws under ``data.balanced``."""
+    power = BALANCE_POWERS[balanced]
+    weights = {name: n ** (1 - power) for name, n in counts.items()}
+    total = sum(weights.values())
+    return {name: w / total for name, w in weights.items()}
 
 
 def balanced_sampler(codes: np.ndarray, seed: int, epoch: int = 0,

@@ -23,6 +23,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vqc.data.build import build_data_source, names_masks
+from vqc.data.dataset import class_shares
 from vqc.data.image_sizes import choose_size, crop_sizes, read_sizes
 from vqc.data.layouts import gives_masks
 from vqc.drift.config import drift_settings
@@ -202,13 +203,11 @@ def _class_weights(cfg: DictConfig, datamodule: Any) -> Choice:
     """Each trained class's share of the training draws (what the sampler weighs it by)."""
     counts = datamodule.class_counts()["train"]
     trained = {name: int(counts[name]) for name in counts.index if counts[name] > 0}
-    if cfg.data.get("balanced", True):
-        shares = {name: round(1 / len(trained), 4) for name in trained}
-        why = "data.balanced: each class drawn alike, an image weighted 1/its class's count"
-    else:
-        everyone = sum(trained.values())
-        shares = {name: round(n / everyone, 4) for name, n in trained.items()}
-        why = "data.balanced=false: classes drawn as often as they occur"
+    balanced = cfg.data.get("balanced", True)
+    shares = {name: round(share, 4) for name, share in class_shares(trained, balanced).items()}
+    why = {True: "data.balanced: each class drawn alike, an image weighted 1/its class's count",
+           "sqrt": "data.balanced=sqrt: a class drawn as the square root of its count",
+           False: "data.balanced=false: classes drawn as often as they occur"}[balanced]
     return Choice("class_shares", shares, f"{why}; training images {trained}")
 
 
