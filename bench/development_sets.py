@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import RESULTS, ROOT, Result, arguments, log
+from bench.common import RESULTS, ROOT, Result, arguments, log, machine_tag
 from bench.real_data import DEFAULT_DATA, Goal, figures_of, headline
 from vqc.training.summary import RunSummary
 
@@ -166,11 +166,29 @@ def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
         runs.append(figures)
         log(f"{dev.name} seed {seed}: {seconds / 60:.1f} min, "
             f"cost ratio {figures['inspection']['cost_ratio']}")
-    result = Result(f"{PREFIX}_{dev.name}", {
-        "set": dev.name, "overrides": [*overrides, *extra], "seeds": list(seeds),
+    section, used = f"{PREFIX}_{dev.name}", [*overrides, *extra]
+    stored = results / machine_tag(device) / f"{section}.json"
+    previous = json.loads(stored.read_text()) if stored.is_file() and not quick else None
+    runs = merged_runs(previous, runs, used)
+    result = Result(section, {
+        "set": dev.name, "overrides": used, "seeds": sorted(r["seed"] for r in runs),
         "per_seed": worst_first(runs)}, quick, device=device)
     log(f"wrote {result.save(results)}")
     return result
+
+
+def merged_runs(previous: dict[str, Any] | None, runs: list[dict[str, Any]],
+                overrides: list[str]) -> list[dict[str, Any]]:
+    """``runs`` beside the stored runs of other seeds made with the same overrides, so that
+    ``--seeds 1 2`` adds to a stored seed 0 instead of replacing it (a seed run again
+    replaces its stored run)."""
+    if not previous or previous.get("quick"):
+        return runs
+    figures = previous.get("figures") or {}
+    if figures.get("overrides") != overrides:
+        return runs  # another recipe: its runs are not these
+    new = {r["seed"] for r in runs}
+    return [*runs, *(r for r in figures.get("per_seed", []) if r.get("seed") not in new)]
 
 
 def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> Result:

@@ -52,3 +52,17 @@ def test_the_report_takes_the_magnetic_tiles_from_the_real_data_run_of_the_defau
     assert found["magnetic_tile"]["figures"]["per_seed"][0] is runs[1]  # worst first
     older = {**real, "date": "2026-12-06 06:00 UTC"}  # before it was the default recipe
     assert collect({"real_data": older}) == {}
+
+
+def test_new_seeds_join_the_stored_ones_of_the_same_recipe():
+    from bench.development_sets import merged_runs
+
+    stored = {"quick": False, "figures": {"overrides": ["data=csv"], "per_seed": [
+        {"seed": 0, "tag": "old 0"}, {"seed": 1, "tag": "old 1"}]}}
+    runs = merged_runs(stored, [{"seed": 1, "tag": "new 1"}, {"seed": 2, "tag": "new 2"}],
+                       ["data=csv"])
+    assert sorted((r["seed"], r["tag"]) for r in runs) == [
+        (0, "old 0"), (1, "new 1"), (2, "new 2")]
+    other = merged_runs(stored, [{"seed": 2, "tag": "new 2"}], ["data=folders"])
+    assert [r["seed"] for r in other] == [2]  # another recipe's runs are not kept
+    assert [r["seed"] for r in merged_runs(None, [{"seed": 5}], [])] == [5]
