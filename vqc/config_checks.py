@@ -42,16 +42,23 @@ def check(function: Check) -> Check:
 
 def validate(cfg: DictConfig, checks: Sequence[Check] | None = None) -> None:
     """Raise :class:`ConfigError` listing every problem (one line each) of ``cfg``."""
+    problems = find_problems(cfg, checks)
+    if problems:
+        raise ConfigError("\n".join(problems))
+
+
+def find_problems(cfg: DictConfig, checks: Sequence[Check] | None = None,
+                  build_models: bool = True) -> list[str]:
+    """Every problem of ``cfg``, one line each; ``build_models=False`` leaves out the checks
+    that build the model (they import torch: ``train.py``'s first check skips them)."""
     problems: list[str] = []
     for function in CHECKS if checks is None else checks:
-        if problems and getattr(function, "builds_model", False):
+        if getattr(function, "builds_model", False) and (problems or not build_models):
             continue  # built from bad values, the model would only repeat the problem
         problems.extend(function(cfg))
     # model.unfreeze=${unfreeze} and the like: one line, for the knob the user set
-    problems = [p for p in dict.fromkeys(problems)
-                if not (p.startswith("model.") and p.removeprefix("model.") in problems)]
-    if problems:
-        raise ConfigError("\n".join(problems))
+    return [p for p in dict.fromkeys(problems)
+            if not (p.startswith("model.") and p.removeprefix("model.") in problems)]
 
 
 # -- values ------------------------------------------------------------------------------------

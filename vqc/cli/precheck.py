@@ -115,19 +115,12 @@ def _added_key_errors(cfg_without: DictConfig, plain: list[str]) -> list[str]:
 
 def _value_errors(cfg: DictConfig) -> list[str]:
     """``config_checks`` without the checks that build the model (they need torch)."""
-    from vqc.config_checks import CHECKS
+    from vqc.config_checks import find_problems
 
-    problems: list[str] = []
-    for check in CHECKS:
-        if getattr(check, "builds_model", False):
-            continue
-        try:
-            problems.extend(check(cfg))
-        except Exception:
-            return []  # not this check's to report: validation in the run says what it is
-    return list(dict.fromkeys(p for p in problems
-                              if not (p.startswith("model.")
-                                      and p.removeprefix("model.") in problems)))
+    try:
+        return find_problems(cfg, build_models=False)
+    except Exception:
+        return []  # not this check's to report: validation in the run says what it is
 
 
 def early_errors(argv: Sequence[str]) -> str | None:
@@ -153,11 +146,13 @@ def early_errors(argv: Sequence[str]) -> str | None:
         cfg = _compose(plain, hydra=True)
     except Exception as error:
         return _unknown_key_error(error, plain)
-    try:
-        without_added = _compose([o for o in plain if not o.startswith("+")
-                                  or o.startswith("++")])
-    except Exception:
-        without_added = cfg
+    added = [o for o in plain if o.startswith("+") and not o.startswith("++")]
+    without_added = cfg
+    if added:  # composed again only when a key is added
+        try:
+            without_added = _compose([o for o in plain if o not in added])
+        except Exception:
+            without_added = cfg
     problems = _added_key_errors(without_added, plain) + _value_errors(cfg)
     if problems:
         return "\n".join(problems)
