@@ -54,7 +54,8 @@ def identical_across(train: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str,
     Sizes first, then the first 64 KiB of the files of a shared size, then the whole files
     whose heads agree: a large set of same-sized images (BMP, raw TIFF) costs a 64 KiB read
     an image, not a read of every byte."""
-    test_sizes = {s for s in (_size(str(p)) for p in test["path"]) if s is not None}
+    sizes = [_size(str(p)) for p in test["path"]]
+    test_sizes = {s for s in sizes if s is not None}
     heads: dict[tuple[int, str | None], list[int]] = defaultdict(list)
     for i, path in enumerate(train["path"]):
         size = _size(str(path))
@@ -62,9 +63,8 @@ def identical_across(train: pd.DataFrame, test: pd.DataFrame) -> list[tuple[str,
             heads[_key(str(path), size)].append(i)
     pairs = []
     full: dict[int, str | None] = {}
-    for j, path in enumerate(test["path"]):
-        size = _size(str(path))
-        if size not in test_sizes:
+    for j, (path, size) in enumerate(zip(test["path"], sizes, strict=True)):
+        if size is None:
             continue
         candidates = heads.get(_key(str(path), size), [])
         if not candidates:
