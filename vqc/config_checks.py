@@ -11,27 +11,31 @@ A check is a function ``(cfg) -> iterable of problem lines``; add one with ``@ch
         if ...:
             yield "drift.layers=[...]: ..."
 
-Most keys are described declaratively in ``RULES`` (a key, a type, a range); a rule skips keys
-the config does not have, so group options without a key (e.g. ``model.depth`` outside the
-configurable CNN) need no special case.
+vqc's own keys (``trainer``, ``module``, ``data``...) are described in ``RULES`` (a key, a
+type, a range); a rule skips keys the config does not have. A plugin's keys are not listed
+here: the model family, the drift detectors and the data layout a config names each declare
+theirs as a dataclass (``vqc.options``), and :func:`plugin_options` derives the rules from it.
+That check imports the plugins (torch, seconds): like the checks that build the model, it runs
+only when the others found nothing.
 """
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from vqc.config_values import rule_problems, value_of
+from vqc.drift.config import DECISION_KEYS, DriftDecision
 from vqc.errors import ConfigError
+from vqc.models.options import ModelOptions
+from vqc.options import Rule, rules_of
 
 Check = Callable[[DictConfig], Iterable[str]]
 #: Every check run by :func:`validate`, in order.
 CHECKS: list[Check] = []
-_MISSING = object()
 
 
 def check(function: Check) -> Check:
@@ -55,6 +59,8 @@ def find_problems(cfg: DictConfig, checks: Sequence[Check] | None = None,
     for function in CHECKS if checks is None else checks:
         if getattr(function, "builds_model", False) and (problems or not build_models):
             continue  # built from bad values, the model would only repeat the problem
+        if getattr(function, "imports_plugins", False) and problems:
+            continue  # a bad value of vqc's own is said without importing torch
         problems.extend(function(cfg))
     # model.unfreeze=${unfreeze} and the like: one line, for the knob the user set
     return [p for p in dict.fromkeys(problems)
@@ -62,112 +68,8 @@ def find_problems(cfg: DictConfig, checks: Sequence[Check] | None = None,
 
 
 # -- values ------------------------------------------------------------------------------------
-def value_of(cfg: DictConfig, key: str) -> Any:
-    """The resolved value at ``key``; ``_MISSING`` when absent; ``???`` raises ``LookupError``."""
-    parent_key, _, leaf = key.rpartition(".")
-    parent = OmegaConf.select(cfg, parent_key, default=_MISSING) if parent_key else cfg
-    if parent is _MISSING or not isinstance(parent, DictConfig) or leaf not in parent:
-        return _MISSING
-    if OmegaConf.is_missing(parent, leaf):
-        raise LookupError(f"{key}: required, set it on the command line ({key}=...)")
-    value = parent[leaf]
-    return OmegaConf.to_container(value, resolve=True) if OmegaConf.is_config(value) else value
-
-
-def _show(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value).replace(" ", "") if isinstance(value, list) else str(value)
-
-
 def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return (_is_int(value) or isinstance(value, float)) and math.isfinite(value)
-
-
-@dataclass(frozen=True)
-class Rule:
-    """``key`` must be of ``kind`` (int, number, bool, str, choice, ints, strs) within
-    ``low``/``high`` (``open_low``/``open_high``: the bound itself is refused); ``nullable``:
-    ``null`` is allowed; ``choices`` for ``kind="choice"``; ``length`` for lists."""
-
-    key: str
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    open_low: bool = False
-    open_high: bool = False
-    nullable: bool = False
-    choices: tuple[Any, ...] = ()
-    length: int | None = None
-    also: tuple[Any, ...] = ()  # other values allowed besides the kind (e.g. "warn")
-
-    def allowed(self) -> str:
-        if self.kind == "choice":
-            text = "one of " + ", ".join(_show(c) for c in self.choices)
-        else:
-            noun = {"int": "an integer", "number": "a number", "bool": "true or false",
-                    "str": "a string", "strs": "a list of strings",
-                    "ints": "a list of integers"}[self.kind]
-            if self.length is not None:
-                noun = f"a list of {self.length} integers"
-            bounds = []
-            if self.low is not None:
-                bounds.append(f"{'>' if self.open_low else '>='} {_show(self.low)}")
-            if self.high is not None:
-                bounds.append(f"{'<' if self.open_high else '<='} {_show(self.high)}")
-            where = " each" if self.kind == "ints" else ""
-            text = noun + (f"{where} {' and '.join(bounds)}" if bounds else "")
-        extra = [*(_show(a) for a in self.also), *(["null"] if self.nullable else [])]
-        return text + (f" (or {', '.join(extra)})" if extra else "")
-
-    def _in_range(self, number: float) -> bool:
-        if self.low is not None and (number < self.low or (self.open_low and number == self.low)):
-            return False
-        return not (self.high is not None
-                    and (number > self.high or (self.open_high and number == self.high)))
-
-    def accepts(self, value: Any) -> bool:
-        if value is None:
-            return self.nullable
-        if any(value == a and type(value) is type(a) for a in self.also):
-            return True
-        if self.kind == "choice":
-            return any(value == c and type(value) is type(c) for c in self.choices)
-        if self.kind == "bool":
-            return isinstance(value, bool)
-        if self.kind == "str":
-            return isinstance(value, str)
-        if self.kind == "strs":
-            return isinstance(value, list) and all(isinstance(v, str) for v in value)
-        if self.kind == "ints":
-            return (isinstance(value, list) and all(_is_int(v) and self._in_range(v)
-                                                    for v in value)
-                    and (self.length is None or len(value) == self.length))
-        if self.kind == "int" and not _is_int(value):
-            return False
-        return _is_number(value) and self._in_range(value)
-
-    def problems(self, cfg: DictConfig) -> Iterator[str]:
-        try:
-            value = value_of(cfg, self.key)
-        except LookupError as err:
-            yield str(err)
-            return
-        except Exception as err:  # an interpolation that does not resolve
-            yield f"{self.key}: cannot be resolved: {str(err).splitlines()[0]}"
-            return
-        if value is not _MISSING and not self.accepts(value):
-            yield f"{self.key}={_show(value)}: must be {self.allowed()}"
-
-
-def _rate(key: str) -> Rule:
-    return Rule(key, "number", 0, 1, open_low=True, open_high=True)
 
 
 def _count(key: str, low: int = 0, nullable: bool = False) -> Rule:
@@ -183,10 +85,11 @@ def _batches(key: str) -> Rule:
     return Rule(key, "number", 0, nullable=True)
 
 
+#: The model options every family takes, also set at the top (``unfreeze=4``).
+_MODEL_KNOBS = rules_of(ModelOptions, "")
 TOP = [
-    _count("seed"), Rule("unfreeze", "int", -1, nullable=True),
-    Rule("dropout", "number", 0, 1, open_high=True),
-    Rule("depth", "int", 1, 8), Rule("lr", "number", 0, open_low=True), Rule("ensemble", "int", 1),
+    _count("seed"), _MODEL_KNOBS["unfreeze"], _MODEL_KNOBS["dropout"],
+    Rule("lr", "number", 0, open_low=True), Rule("ensemble", "int", 1),
     Rule("ckpt_path", "str", nullable=True), _flag("test"), _flag("fit_inspector"),
     Rule("keep_last_checkpoint", "bool", nullable=True),
     Rule("inspector", "str", nullable=True, also=(True, False)),
@@ -208,15 +111,9 @@ DATA = [
     Rule("data.preprocess.bit_depth", "int", 9, 16, nullable=True),
     Rule("data.preprocess.resize", "choice", choices=("stretch", "letterbox")),
     Rule("data.classes.good", "str"), Rule("data.classes.open_set", "str", nullable=True),
-    Rule("data.classes.names", "strs", nullable=True), _flag("data.test_labelled"),
+    Rule("data.classes.names", "strs", nullable=True),
 ]
-MODEL = [
-    Rule("model.name", "str"), _flag("model.pretrained"), Rule("model.weights", "str",
-                                                                  nullable=True),
-    Rule("model.unfreeze", "int", -1, nullable=True),
-    Rule("model.dropout", "number", 0, 1, open_high=True),
-    Rule("model.depth", "int", 1, 8), _count("model.width", 1),
-]
+MODEL = [Rule("model.name", "str")]
 MODULE = [
     Rule("module.loss", "choice",
          choices=("cross_entropy", "weighted_cross_entropy", "cost_matrix")),
@@ -247,14 +144,6 @@ TRAINER = [
     _batches("trainer.limit_test_batches"), _batches("trainer.overfit_batches"),
     _count("trainer.accumulate_grad_batches", 1),
 ]
-DRIFT_KEYS = [
-    _flag("enabled"), Rule("target_rate", "number", 0, 1, open_low=True, open_high=True,
-                           also=("auto",)), _rate("gate_rate"), _count("n_features", 1),
-    Rule("eps", "number", 0, open_low=True), Rule("sigma", "number", 0), _flag("upsample"),
-    Rule("fit_on", "choice", choices=("all", "good", "per_lib", "good_per_lib")),
-    Rule("sampler", "choice", choices=("torch", "python")), _flag("per_lib_thresholds"),
-    Rule("role", "choice", choices=("drift", "defect")),
-]
 RULES: list[Rule] = [*TOP, *DATA, *MODEL, *MODULE, *TRAINER]
 
 
@@ -262,22 +151,23 @@ RULES: list[Rule] = [*TOP, *DATA, *MODEL, *MODULE, *TRAINER]
 def declared_keys(cfg: DictConfig) -> Iterator[str]:
     """Every key of ``RULES`` the config has, of its type and within its range."""
     for rule in RULES:
-        yield from rule.problems(cfg)
+        yield from rule_problems(rule, cfg)
 
 
 @check
-def drift_keys(cfg: DictConfig) -> Iterator[str]:
-    """``drift.*`` and each ``drift.detectors.<name>.*`` (rates in (0, 1), counts > 0...)."""
+def drift_decision_keys(cfg: DictConfig) -> Iterator[str]:
+    """The keys of the whole drift decision (``vqc.drift.config.DriftDecision``)."""
     drift = cfg.get("drift")
     if not isinstance(drift, DictConfig):
         return
-    prefixes = ["drift"]
-    detectors = drift.get("detectors")
-    if isinstance(detectors, DictConfig):
-        prefixes += [f"drift.detectors.{name}" for name in detectors]
-    for prefix in prefixes:
-        for rule in DRIFT_KEYS:
-            yield from replace(rule, key=f"{prefix}.{rule.key}").problems(cfg)
+    problems = [p for rule in rules_of(DriftDecision, "drift").values()
+                for p in rule_problems(rule, cfg)]
+    if not problems:  # each in range: what the dataclass checks across keys (cross_fit=1)
+        try:
+            DriftDecision(**{k: value_of(cfg, f"drift.{k}") for k in DECISION_KEYS if k in drift})
+        except ConfigError as err:
+            problems = str(err).splitlines()
+    yield from problems
 
 
 _TIME = re.compile(r"^\d+:\d{1,2}:\d{1,2}:\d{1,2}$")
@@ -315,6 +205,22 @@ def _missing(node: Any, prefix: str) -> Iterator[str]:
             yield from _missing(child, f"{path}.")
 
 
+def imports_plugins(function: Check) -> Check:
+    """Mark a check that imports plugins (torch, seconds): run only when the others pass."""
+    function.imports_plugins = True  # type: ignore[attr-defined]
+    return function
+
+
+@check
+@imports_plugins
+def plugin_options(cfg: DictConfig) -> Iterator[str]:
+    """The options of the model family, drift detectors and data layout the config names, by
+    the rules their options dataclasses declare (``vqc.plugin_checks``)."""
+    from vqc.plugin_checks import plugin_option_problems
+
+    yield from plugin_option_problems(cfg)
+
+
 def builds_model(function: Check) -> Check:
     """Mark a check that builds the model (torch, seconds): run only when the others pass."""
     function.builds_model = True  # type: ignore[attr-defined]
@@ -334,9 +240,7 @@ def unfreeze_within_the_model(cfg: DictConfig) -> Iterator[str]:
         mode = OmegaConf.select(cfg, "data.preprocess.mode", default="L")
     except Exception:
         return  # reported by the checks above
-    if not isinstance(options, dict) or any(
-            isinstance(err, str) for err in (rule_problem(cfg, "model.dropout"),
-                                             rule_problem(cfg, "model.depth"))):
+    if not isinstance(options, dict):
         return
     options.update(pretrained=False, weights=None)
     import torch
@@ -355,7 +259,7 @@ def unfreeze_within_the_model(cfg: DictConfig) -> Iterator[str]:
 def rule_problem(cfg: DictConfig, key: str) -> str | None:
     """The first problem of ``key`` under its rule in ``RULES`` (``None``: none)."""
     rule = next(r for r in RULES if r.key == key)
-    return next(iter(rule.problems(cfg)), None)
+    return next(iter(rule_problems(rule, cfg)), None)
 
 
 

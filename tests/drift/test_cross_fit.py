@@ -64,9 +64,11 @@ def test_a_drift_detector_on_the_embedding_is_not_cross_fitted():
                                               r"reads the pooled embedding"):
             drift_settings(bad)
     drift_settings({"cross_fit": 5, "detectors": DETECTORS})  # the gate's embedding: allowed
-    for value in (1, -2, 2.5, True):
-        with pytest.raises(ConfigError, match=r"drift\.cross_fit=.*: 0 \(calibrate on "
-                                              r"validation\) or a number of folds >= 2"):
+    with pytest.raises(ConfigError, match=r"drift\.cross_fit=1: 0 \(calibrate on "
+                                          r"validation\) or a number of folds >= 2"):
+        drift_settings({"cross_fit": 1, "type": "pooled"})
+    for value in (-2, 2.5, True):
+        with pytest.raises(ConfigError, match=r"drift\.cross_fit=.*: must be an integer >= 0"):
             drift_settings({"cross_fit": value, "type": "pooled"})
 
 

@@ -136,8 +136,10 @@ def test_a_pooled_detector_on_a_layer_scores_its_channel_statistics(cnn) -> None
     with pytest.raises(ConfigError, match=r"reads layer 'block2', which the forward pass did "
                                           r"not give \(it gave \[\]\)"):
         detector.score(forward_outputs(cnn, anomalous_images(2, g)))
-    with pytest.raises(ConfigError, match=r"drift layer must be a layer name or null"):
+    with pytest.raises(ConfigError, match=r"drift\.layer='': a layer name or null"):
         PooledGaussian(layer="")
+    with pytest.raises(ConfigError, match=r"drift\.layer=3: must be a string \(or null\)"):
+        PooledGaussian(layer=3)
 
 
 def test_an_ensemble_reads_the_layer_of_its_pooled_detector() -> None:

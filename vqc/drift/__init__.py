@@ -6,77 +6,51 @@ thresholds, and their combination into one decision. Pure torch (anomalib is imp
 
 from __future__ import annotations
 
-from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, pick_columns
-from vqc.drift.config import DriftSettings, drift_settings
-from vqc.drift.ensemble import Combination, DriftEnsemble, build_ensemble
-from vqc.drift.features import (
-    ClassifierFeatures,
-    FeatureSource,
-    PadimEmbedding,
-    PadimFeatures,
-    forward_outputs,
-    forward_with_maps,
-    select_channels,
-    upsample_nearest,
-)
-from vqc.drift.gaussian import (
-    GaussianStats,
-    StreamingGaussian,
-    cholesky_inverse,
-    limit_threads,
-    mahalanobis,
-)
-from vqc.drift.padim import FIT_ON, DriftConfig, PadimConfig, PadimDetector
-from vqc.drift.pooled import PooledConfig, PooledGaussian, StreamingMoments, ledoit_wolf
-from vqc.drift.registry import build_detector, detector_class, detector_types, register
-from vqc.drift.smoothing import gaussian_blur
-from vqc.drift.threshold import (
-    DriftThreshold,
-    calibrate_threshold,
-    f1_threshold,
-    fit_threshold,
-    min_normal_count,
-)
+from vqc.lazy import lazy_exports
 
-__all__ = [
-    "FIT_ON",
-    "GLOBAL",
-    "ClassifierFeatures",
-    "Combination",
-    "DriftConfig",
-    "DriftDetector",
-    "DriftEnsemble",
-    "DriftSettings",
-    "DriftThreshold",
-    "FeatureSource",
-    "ForwardOutputs",
-    "GaussianStats",
-    "PadimConfig",
-    "PadimDetector",
-    "PadimEmbedding",
-    "PadimFeatures",
-    "PooledConfig",
-    "PooledGaussian",
-    "StreamingGaussian",
-    "StreamingMoments",
-    "build_detector",
-    "build_ensemble",
-    "calibrate_threshold",
-    "cholesky_inverse",
-    "detector_class",
-    "detector_types",
-    "drift_settings",
-    "f1_threshold",
-    "fit_threshold",
-    "forward_outputs",
-    "forward_with_maps",
-    "gaussian_blur",
-    "ledoit_wolf",
-    "limit_threads",
-    "mahalanobis",
-    "min_normal_count",
-    "pick_columns",
-    "register",
-    "select_channels",
-    "upsample_nearest",
-]
+#: Each public name and the module it lives in, imported when first used: ``vqc.drift.config``
+#: and the detectors' options are read before torch is imported.
+_EXPORTS = {
+    "GLOBAL": "base",
+    "DriftDetector": "base",
+    "ForwardOutputs": "base",
+    "pick_columns": "base",
+    "DriftSettings": "config",
+    "drift_settings": "config",
+    "Combination": "ensemble",
+    "DriftEnsemble": "ensemble",
+    "build_ensemble": "ensemble",
+    "ClassifierFeatures": "features",
+    "FeatureSource": "features",
+    "PadimEmbedding": "features",
+    "PadimFeatures": "features",
+    "forward_outputs": "features",
+    "forward_with_maps": "features",
+    "select_channels": "features",
+    "upsample_nearest": "features",
+    "GaussianStats": "gaussian",
+    "StreamingGaussian": "gaussian",
+    "cholesky_inverse": "gaussian",
+    "limit_threads": "gaussian",
+    "mahalanobis": "gaussian",
+    "FIT_ON": "padim",
+    "DriftConfig": "padim",
+    "PadimConfig": "padim",
+    "PadimDetector": "padim",
+    "PooledConfig": "pooled",
+    "PooledGaussian": "pooled",
+    "StreamingMoments": "pooled",
+    "ledoit_wolf": "pooled",
+    "build_detector": "registry",
+    "detector_class": "registry",
+    "detector_types": "registry",
+    "register": "registry",
+    "gaussian_blur": "smoothing",
+    "DriftThreshold": "threshold",
+    "calibrate_threshold": "threshold",
+    "f1_threshold": "threshold",
+    "fit_threshold": "threshold",
+    "min_normal_count": "threshold",
+}
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__all__ = sorted(_EXPORTS)

@@ -16,17 +16,42 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from vqc.drift.threshold import DEFAULT_TARGET_RATE
 from vqc.errors import ConfigError
+from vqc.options import check_values, field_names, option
 
-#: Keys of the whole decision, not of a detector.
-DECISION_KEYS = ("enabled", "target_rate", "per_lib_thresholds", "gate_rate", "cross_fit")
 DEFAULT_TYPE = "padim"
 ROLES = ("drift", "defect")
 #: Default share of validation GOOD images a defect gate may flag.
 DEFAULT_GATE_RATE = 0.01
+#: Default share of known images the drift threshold may call drift.
+DEFAULT_TARGET_RATE = 0.005
+
+
+@dataclass(frozen=True)
+class DriftDecision:
+    """The keys of the ``drift`` group about the whole decision, not about one detector."""
+
+    enabled: bool = option(True, doc="false: no drift detection")
+    target_rate: float | Literal["auto"] = option(
+        DEFAULT_TARGET_RATE, low=0, high=1, open_low=True, open_high=True,
+        doc="share of known images called drift; auto: as low as the calibration bounds")
+    per_lib_thresholds: bool = option(False, doc="one threshold per lib")
+    gate_rate: float = option(DEFAULT_GATE_RATE, low=0, high=1, open_low=True, open_high=True,
+                              doc="share of validation GOOD images a defect gate may flag")
+    cross_fit: int = option(0, low=0, doc="0: calibrate on validation; K >= 2: on the "
+                                          "out-of-fold scores of K fits")
+
+    def __post_init__(self) -> None:
+        check_values(self, "drift")
+        if self.cross_fit == 1:
+            raise ConfigError("drift.cross_fit=1: 0 (calibrate on validation) or a number of "
+                              "folds >= 2")
+
+
+#: Keys of the whole decision, not of a detector.
+DECISION_KEYS = field_names(DriftDecision)
 
 
 @dataclass(frozen=True)
@@ -122,25 +147,15 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     else:
         kind = str(cfg.get("type") or DEFAULT_TYPE)
         detectors = {kind: _entry(kind, cfg, good_code)}
-    rate = decision.get("target_rate", DEFAULT_TARGET_RATE)
+    settings = DriftDecision(**decision)
     # "auto" is chosen when a run starts (vqc.training.recipe); parsed before that, the largest
-    rate = float(DEFAULT_TARGET_RATE if rate == "auto" else rate)
-    if not 0.0 < rate < 1.0:
-        raise ConfigError(f"drift.target_rate must be in (0, 1), got {rate!r}")
-    gate_rate = float(decision.get("gate_rate", DEFAULT_GATE_RATE))
-    if not 0.0 < gate_rate < 1.0:
-        raise ConfigError(f"drift.gate_rate must be in (0, 1), got {gate_rate!r}")
-    cross_fit = decision.get("cross_fit") or 0
-    if isinstance(cross_fit, bool) or not isinstance(cross_fit, int) or cross_fit < 0 \
-            or cross_fit == 1:
-        raise ConfigError(f"drift.cross_fit={cross_fit!r}: 0 (calibrate on validation) or a "
-                          "number of folds >= 2")
+    rate = float(DEFAULT_TARGET_RATE if settings.target_rate == "auto" else settings.target_rate)
+    cross_fit = settings.cross_fit
     roles = {name: _role(name, options) for name, (_, options) in detectors.items()}
     if cross_fit:
         _check_cross_fit(cross_fit, detectors, roles)
     if all(role == "defect" for role in roles.values()):
         raise ConfigError("drift: every detector has role defect; at least one must detect "
                           "drift (role: drift), or use drift=none")
-    return DriftSettings(detectors, bool(decision.get("enabled", True)), rate,
-                         bool(decision.get("per_lib_thresholds", False)), roles, gate_rate,
-                         cross_fit)
+    return DriftSettings(detectors, settings.enabled, rate, settings.per_lib_thresholds, roles,
+                         settings.gate_rate, cross_fit)

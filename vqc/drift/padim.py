@@ -24,6 +24,7 @@ from vqc.drift.registry import register
 from vqc.drift.smoothing import gaussian_blur, resize_bilinear
 from vqc.drift.threshold import DriftThreshold
 from vqc.errors import ConfigError, DataError
+from vqc.options import check_values, option
 
 log = logging.getLogger(__name__)
 
@@ -45,27 +46,27 @@ class PadimConfig:
     covers).
     """
 
-    layers: tuple[str, ...] = ("layer1", "layer2", "layer3")
-    n_features: int = 100
-    seed: int = 1024
+    layers: tuple[str, ...] | None = option(
+        ("layer1", "layer2", "layer3"),
+        doc="feature maps of the classifier, concatenated; null in a config: the model's own, "
+            "named when the run starts (vqc.training.drift_layers)")
+    n_features: int = option(100, low=1, doc="channels kept, drawn at random")
+    seed: int = option(1024, low=0, doc="of the channels drawn")
     sampler: Sampler = "torch"
     fit_on: FitOn = "all"
-    good_code: int = 0
-    eps: float = DEFAULT_EPS
-    sigma: float = 0.0
-    upsample: bool = False
-    pool: int = 1
+    good_code: int = option(0, low=0)
+    eps: float = option(DEFAULT_EPS, low=0, open_low=True, doc="added to each covariance's "
+                                                               "diagonal")
+    sigma: float = option(0.0, low=0, doc="Gaussian smoothing of the map, in pixels")
+    upsample: bool = option(False, doc="the map resized to the image before smoothing")
+    pool: int = option(1, low=1, doc="positions averaged in pool x pool blocks")
 
     def __post_init__(self) -> None:
+        if self.layers is None:
+            raise ConfigError("drift.layers=null: a run names the model's own feature layers; "
+                              "a detector made outside a run needs them named")
         object.__setattr__(self, "layers", tuple(self.layers))
-        if self.fit_on not in FIT_ON:
-            raise ConfigError(f"drift.fit_on={self.fit_on!r} is not one of {list(FIT_ON)}")
-        if self.sigma < 0:
-            raise ConfigError(f"drift.sigma must be >= 0, got {self.sigma!r}")
-        if self.eps <= 0:
-            raise ConfigError(f"drift.eps must be > 0, got {self.eps!r}")
-        if isinstance(self.pool, bool) or not isinstance(self.pool, int) or self.pool < 1:
-            raise ConfigError(f"drift.pool must be an integer >= 1, got {self.pool!r}")
+        check_values(self, "drift")
 
     @property
     def good_only(self) -> bool:

@@ -30,6 +30,7 @@ from vqc.drift.gaussian import cholesky_inverse, mahalanobis, symmetric
 from vqc.drift.registry import register
 from vqc.drift.threshold import DriftThreshold
 from vqc.errors import ConfigError, DataError
+from vqc.options import check_values, option
 
 
 class StreamingMoments:
@@ -141,19 +142,16 @@ class PooledConfig:
     features (``2 * channels`` values)."""
 
     fit_on: Literal["all", "good"] = "all"
-    good_code: int = 0
-    shrinkage: float | None = None
-    eps: float = 1e-6
-    layer: str | None = None
+    good_code: int = option(0, low=0)
+    shrinkage: float | None = option(None, low=0, high=1, doc="null: Ledoit-Wolf's")
+    eps: float = option(1e-6, low=0, doc="added to the covariance's diagonal")
+    layer: str | None = option(None, doc="null: the pooled embedding; else a feature map "
+                                         "whose channel statistics are the features")
 
     def __post_init__(self) -> None:
-        if self.layer is not None and (not isinstance(self.layer, str) or not self.layer):
-            raise ConfigError(f"drift layer must be a layer name or null, got {self.layer!r}")
-        if self.shrinkage is not None and not 0.0 <= self.shrinkage <= 1.0:
-            raise ConfigError(f"drift.shrinkage must be in [0, 1] or null, got "
-                              f"{self.shrinkage!r}")
-        if self.eps < 0:
-            raise ConfigError(f"drift.eps must be >= 0, got {self.eps!r}")
+        check_values(self, "drift")
+        if self.layer is not None and not self.layer:
+            raise ConfigError("drift.layer='': a layer name or null")
 
 
 @register("pooled")

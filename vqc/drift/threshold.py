@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import torch
 
+from vqc.drift.config import DEFAULT_TARGET_RATE
 from vqc.errors import ConfigError, DataError
 
-DEFAULT_TARGET_RATE = 0.005
 Method = Literal["rate", "f1", "auto"]
 
 

@@ -8,63 +8,50 @@ num_classes=..., in_channels=...)``. Each family registers its builder (see
 
 from __future__ import annotations
 
-# Importing a family module registers its builder.
-from vqc.models import backbones as _backbones  # noqa: F401
-from vqc.models import cnn as _cnn  # noqa: F401
-from vqc.models import efficientnet as _efficientnet  # noqa: F401
-from vqc.models.backbones import (
-    SOURCES,
-    TIMM_ARCHS,
-    TORCHVISION_ARCHS,
-    ResNetBackbone,
-    create_resnet,
-)
-from vqc.models.base import Backbone
-from vqc.models.classifier import Classifier
-from vqc.models.cnn import MAX_DEPTH, BasicCNN, ConvNet
-from vqc.models.efficientnet import EfficientNetBackbone, create_efficientnet
-from vqc.models.ensemble import EnsembleClassifier, ensemble_of, member_count
-from vqc.models.freeze import set_frozen_bn_eval, unfreeze
-from vqc.models.registry import (
-    build_model,
-    family_of,
-    family_options,
-    locate_weights,
-    model_names,
-)
-from vqc.models.weights import LoadReport, load_state_dict_into, load_weights, read_state_dict
+from typing import Any
+
+from vqc.lazy import lazy_exports
 
 #: Models trained from scratch (no pretrained weights exist for them).
 CNN_NAMES: tuple[str, ...] = ("basic_cnn", "cnn")
-MODEL_NAMES: tuple[str, ...] = model_names()
+#: Each public name and the module it lives in, imported when first used: the options
+#: (``vqc.models.options``) are read before torch is imported. A family's builder registers
+#: itself when the registry first looks for a name (``vqc.registry``).
+_EXPORTS = {
+    "SOURCES": "backbones",
+    "TIMM_ARCHS": "backbones",
+    "TORCHVISION_ARCHS": "backbones",
+    "ResNetBackbone": "backbones",
+    "create_resnet": "backbones",
+    "Backbone": "base",
+    "Classifier": "classifier",
+    "MAX_DEPTH": "cnn",
+    "BasicCNN": "cnn",
+    "ConvNet": "cnn",
+    "EfficientNetBackbone": "efficientnet",
+    "create_efficientnet": "efficientnet",
+    "EnsembleClassifier": "ensemble",
+    "ensemble_of": "ensemble",
+    "member_count": "ensemble",
+    "set_frozen_bn_eval": "freeze",
+    "unfreeze": "freeze",
+    "build_model": "registry",
+    "family_of": "registry",
+    "family_options": "registry",
+    "locate_weights": "registry",
+    "model_names": "registry",
+    "LoadReport": "weights",
+    "load_state_dict_into": "weights",
+    "load_weights": "weights",
+    "read_state_dict": "weights",
+}
+_getattr, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
-__all__ = [
-    "CNN_NAMES",
-    "MAX_DEPTH",
-    "MODEL_NAMES",
-    "SOURCES",
-    "TIMM_ARCHS",
-    "TORCHVISION_ARCHS",
-    "Backbone",
-    "BasicCNN",
-    "Classifier",
-    "ConvNet",
-    "EfficientNetBackbone",
-    "EnsembleClassifier",
-    "LoadReport",
-    "ResNetBackbone",
-    "build_model",
-    "create_efficientnet",
-    "create_resnet",
-    "ensemble_of",
-    "family_of",
-    "family_options",
-    "load_state_dict_into",
-    "load_weights",
-    "locate_weights",
-    "member_count",
-    "model_names",
-    "read_state_dict",
-    "set_frozen_bn_eval",
-    "unfreeze",
-]
+
+def __getattr__(name: str) -> Any:
+    if name == "MODEL_NAMES":  # every registered name: the family modules are imported
+        return _getattr("model_names")()
+    return _getattr(name)
+
+
+__all__ = sorted([*_EXPORTS, "CNN_NAMES", "MODEL_NAMES"])

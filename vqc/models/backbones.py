@@ -14,6 +14,8 @@ pipeline and keeping ``in_channels=3`` is equivalent but three times the input m
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from torch import nn
@@ -22,8 +24,10 @@ from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.builder import pretrained_classifier
 from vqc.models.classifier import Classifier
+from vqc.models.options import ModelOptions
 from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
+from vqc.options import option
 
 #: Architectures by source. Every one has ``conv1 bn1 act maxpool layer1..4 fc``.
 TIMM_ARCHS: tuple[str, ...] = ("resnet18", "resnet50", "resnet101", "resnest50d", "wide_resnet50_2")
@@ -154,7 +158,15 @@ def locate_resnet_weights(name: str, source: str = "timm", weights: str | None =
     return locate_pretrained(key, check_resnet_name(key, source), source, none_if_blank(weights))
 
 
-@register_family("resnet", TIMM_ARCHS, locate=locate_resnet_weights)
+@dataclass(frozen=True)
+class ResNetOptions(ModelOptions):
+    """``conf/model/resnet*.yaml`` and ``resnest50d.yaml``."""
+
+    source: Literal["timm", "torchvision"] = option("timm", doc="the library whose network "
+                                                               "and weights are used")
+
+
+@register_family("resnet", TIMM_ARCHS, locate=locate_resnet_weights, options=ResNetOptions)
 def build_resnet(
     name: str,
     num_classes: int,

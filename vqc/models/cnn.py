@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -19,8 +20,10 @@ from torch import nn
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.classifier import Classifier
+from vqc.models.options import ModelOptions
 from vqc.models.registry import none_if_blank, register_family
 from vqc.models.weights import load_weights
+from vqc.options import option
 
 MIN_DEPTH = 1
 MAX_DEPTH = 8
@@ -143,7 +146,22 @@ def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float
     return model
 
 
-@register_family("cnn", ("cnn",))
+@dataclass(frozen=True)
+class BasicCnnOptions(ModelOptions):
+    """``conf/model/basic_cnn.yaml``."""
+
+    width: int = option(32, low=1, doc="channels of the first conv block")
+
+
+@dataclass(frozen=True)
+class CnnOptions(BasicCnnOptions):
+    """``conf/model/cnn.yaml``: a CNN of configurable depth."""
+
+    depth: int = option(5, low=MIN_DEPTH, high=MAX_DEPTH, doc="conv blocks, widths doubling "
+                                                              "from width")
+
+
+@register_family("cnn", ("cnn",), options=CnnOptions)
 def build_cnn(name: str, num_classes: int, in_channels: int = 1, depth: int = 5,
               width: int = 32, dropout: float = 0.0, unfreeze: int | None = -1,
               pretrained: bool = False, weights: str | None = None) -> Classifier:
@@ -153,7 +171,7 @@ def build_cnn(name: str, num_classes: int, in_channels: int = 1, depth: int = 5,
     return _from_scratch(backbone, "cnn", num_classes, dropout, unfreeze, pretrained, weights)
 
 
-@register_family("basic_cnn", ("basic_cnn",))
+@register_family("basic_cnn", ("basic_cnn",), options=BasicCnnOptions)
 def build_basic_cnn(name: str, num_classes: int, in_channels: int = 1, width: int = 32,
                     dropout: float = 0.0, unfreeze: int | None = -1, pretrained: bool = False,
                     weights: str | None = None) -> Classifier:

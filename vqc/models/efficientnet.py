@@ -24,6 +24,7 @@ from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.builder import pretrained_classifier
 from vqc.models.classifier import Classifier
+from vqc.models.options import PretrainedOptions
 from vqc.models.pretrained import locate_pretrained, resolve_pretrained
 from vqc.models.registry import none_if_blank, register_family
 
@@ -148,7 +149,8 @@ def locate_efficientnet_weights(name: str, weights: str | None = None) -> str:
     return locate_pretrained(name, name, "timm", none_if_blank(weights), hub_name=ARCHS[name])
 
 
-@register_family("efficientnet_lite", ARCHS, locate=locate_efficientnet_weights)
+@register_family("efficientnet_lite", ARCHS, locate=locate_efficientnet_weights,
+                 options=PretrainedOptions)
 def build_efficientnet(
     name: str,
     num_classes: int,

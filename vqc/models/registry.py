@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from vqc.errors import ConfigError
+from vqc.options import field_names
 from vqc.registry import Registry
 
 if TYPE_CHECKING:
@@ -29,12 +30,14 @@ COMMON = ("name", "num_classes", "in_channels")
 
 @dataclass(frozen=True)
 class Family:
-    """A registered model family: its builder and the options it accepts."""
+    """A registered model family: its builder, the options it accepts and, when it declares
+    them, their dataclass (types, ranges: ``vqc.options``)."""
 
     name: str
     builder: Builder
     options: tuple[str, ...]
     locate: Locator | None = None
+    options_type: type | None = None
 
 
 #: Model name -> its family (the ``vqc.models`` entry points of other installed packages add
@@ -43,15 +46,22 @@ MODELS: Registry[Family] = Registry("model", "model.name", package="vqc.models",
                                     group="vqc.models")
 
 
-def register_family(family: str, names: Iterable[str],
-                    locate: Locator | None = None) -> Callable[[Builder], Builder]:
+def register_family(family: str, names: Iterable[str], locate: Locator | None = None,
+                    options: type | None = None) -> Callable[[Builder], Builder]:
     """Decorator: ``builder`` builds every model in ``names`` (lower case); ``locate``, for a
-    family with pretrained weights, says where they would come from."""
+    family with pretrained weights, says where they would come from; ``options``, the dataclass
+    of its options (``vqc.models.options.ModelOptions`` or a subclass), whose fields the
+    builder takes as keywords. Without it, the builder's keywords are its options, unchecked."""
 
     def decorate(builder: Builder) -> Builder:
         params = inspect.signature(builder).parameters
-        options = tuple(p for p in params if p not in COMMON)
-        entry = Family(family, builder, options, locate)
+        accepted = (field_names(options) if options is not None
+                    else tuple(p for p in params if p not in COMMON))
+        missing = [key for key in accepted if key not in params]
+        if missing and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            raise ConfigError(f"model family {family!r}: its builder {builder.__qualname__} "
+                              f"does not take option(s) {missing} of {options.__name__}")
+        entry = Family(family, builder, accepted, locate, options)
         for model_name in names:
             MODELS.add(model_name, entry)
         return builder
@@ -90,6 +100,9 @@ def build_model(name: str, num_classes: int, in_channels: int = 1,
             f"model.{unknown[0]} is not a setting of {family.name} models ({name!r}); "
             f"unknown: {unknown}; they take {list(family.options)}"
         )
+    if family.options_type is not None:  # every option checked and given, defaults filled in
+        values = family.options_type(**options)
+        options = {key: getattr(values, key) for key in family.options}
     return family.builder(name=name, num_classes=num_classes, in_channels=in_channels,
                           **options)
 
