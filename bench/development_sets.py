@@ -8,10 +8,15 @@ as drift) and the synthetic demo (``experiment=demo``). Every set runs once per 
 (``--seeds``, default 0 1 2); its result keeps every seed, worst first (highest cost ratio),
 and each goal is checked on every seed. ``--sets`` picks some; a set whose data is missing is
 skipped with a message. Each set's result is stored as ``default_recipe_<set>``.
+
+``--set KEY=VALUE`` adds overrides to every set's command (a variant of the recipe, measured
+the same way). New seeds join the stored ones only when both were made with the same composed
+config (its digest, ``recipe``): a changed default starts the set's result anew.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
@@ -24,6 +29,7 @@ from typing import Any
 
 from bench.common import RESULTS, ROOT, Result, arguments, log, machine_tag
 from bench.real_data import DEFAULT_DATA, Goal, figures_of, headline
+from vqc.config import compose
 from vqc.training.summary import RunSummary
 
 PREFIX = "default_recipe"
@@ -146,11 +152,31 @@ def train(overrides: list[str], run_dir: Path) -> float:
     return time.perf_counter() - start
 
 
+#: Config groups that differ between machines and runs, not between recipes.
+NOT_RECIPE = ("paths", "hydra", "seed", "logger", "callbacks")
+
+
+def recipe_digest(overrides: Sequence[str]) -> str:
+    """A digest of the config ``overrides`` compose (without seeds, paths and loggers): two
+    results of one set share it only if every default they trained with was the same."""
+    cfg = compose("train", [o for o in overrides if not o.startswith("seed=")])
+    tree = {k: v for k, v in cfg.items() if k not in NOT_RECIPE}
+    text = json.dumps({k: _plain(v) for k, v in tree.items()}, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _plain(node: Any) -> Any:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+
 def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
-            results: Path = RESULTS) -> Result | None:
+            results: Path = RESULTS, variant: Sequence[str] = ()) -> Result | None:
     overrides = dev.prepare()
     if overrides is None:
         return None
+    overrides = [*overrides, *variant]
     extra = ["trainer.max_epochs=2"] if quick else []  # 1: no epoch past the head-only one
     extra += ["trainer=gpu"] if device.startswith("cuda") else []
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
@@ -167,25 +193,29 @@ def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,
         log(f"{dev.name} seed {seed}: {seconds / 60:.1f} min, "
             f"cost ratio {figures['inspection']['cost_ratio']}")
     section, used = f"{PREFIX}_{dev.name}", [*overrides, *extra]
+    if variant:
+        section += "_" + "_".join(v.replace("=", "-").replace(".", "-") for v in variant)
     stored = results / machine_tag(device) / f"{section}.json"
     previous = json.loads(stored.read_text()) if stored.is_file() and not quick else None
-    runs = merged_runs(previous, runs, used)
+    recipe = recipe_digest(used)
+    runs = merged_runs(previous, runs, used, recipe)
     result = Result(section, {
-        "set": dev.name, "overrides": used, "seeds": sorted(r["seed"] for r in runs),
+        "set": dev.name, "overrides": used, "recipe": recipe,
+        "seeds": sorted(r["seed"] for r in runs),
         "per_seed": worst_first(runs)}, quick, device=device)
     log(f"wrote {result.save(results)}")
     return result
 
 
 def merged_runs(previous: dict[str, Any] | None, runs: list[dict[str, Any]],
-                overrides: list[str]) -> list[dict[str, Any]]:
-    """``runs`` beside the stored runs of other seeds made with the same overrides, so that
-    ``--seeds 1 2`` adds to a stored seed 0 instead of replacing it (a seed run again
-    replaces its stored run)."""
+                overrides: list[str], recipe: str | None = None) -> list[dict[str, Any]]:
+    """``runs`` beside the stored runs of other seeds made with the same overrides and the
+    same composed config (``recipe``), so that ``--seeds 1 2`` adds to a stored seed 0 instead
+    of replacing it (a seed run again replaces its stored run)."""
     if not previous or previous.get("quick"):
         return runs
     figures = previous.get("figures") or {}
-    if figures.get("overrides") != overrides:
+    if figures.get("overrides") != overrides or figures.get("recipe") != recipe:
         return runs  # another recipe: its runs are not these
     new = {r["seed"] for r in runs}
     return [*runs, *(r for r in figures.get("per_seed", []) if r.get("seed") not in new)]
@@ -231,13 +261,13 @@ def _stored_runs(run_dir: Path) -> list[dict[str, Any]]:
 
 
 def run(quick: bool, device: str = "cpu", sets: Sequence[str] | None = None,
-        seeds: Sequence[int] = DEFAULT_SEEDS) -> list[Result]:
+        seeds: Sequence[int] = DEFAULT_SEEDS, variant: Sequence[str] = ()) -> list[Result]:
     chosen = list(sets or SETS)
     unknown = sorted(set(chosen) - set(SETS))
     if unknown:
         raise SystemExit(f"--sets: unknown {unknown}; choose among {list(SETS)}")
     seeds = list(seeds)[:1] if quick else list(seeds)
-    done = [run_set(SETS[name], seeds, quick, device) for name in chosen]
+    done = [run_set(SETS[name], seeds, quick, device, variant=variant) for name in chosen]
     return [r for r in done if r is not None]
 
 
@@ -245,6 +275,8 @@ def main() -> None:
     parser = arguments(__doc__)
     parser.add_argument("--sets", nargs="+", default=list(SETS), help=f"among {list(SETS)}")
     parser.add_argument("--seeds", type=int, nargs="+", default=list(DEFAULT_SEEDS))
+    parser.add_argument("--set", nargs="+", default=[], metavar="KEY=VALUE", dest="variant",
+                        help="overrides added to every set's command (stored apart)")
     parser.add_argument("--rescore", type=Path, nargs="+", metavar="RUN_DIR",
                         help="refit drift on these stored runs of the one set of --sets")
     args = parser.parse_args()
@@ -253,7 +285,7 @@ def main() -> None:
             parser.error("--rescore: name the runs' set with --sets")
         rescore(SETS[args.sets[0]], [p.resolve() for p in args.rescore])
         return
-    run(args.quick, args.device, args.sets, args.seeds)
+    run(args.quick, args.device, args.sets, args.seeds, args.variant)
 
 
 if __name__ == "__main__":

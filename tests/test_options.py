@@ -26,6 +26,8 @@ class Example:
     path: str | None = None
     flag: bool = True
     anything: dict = option(default_factory=dict)
+    side: int | float = 2
+    pair: tuple[int, int] = (1, 2)
 
     def __post_init__(self) -> None:
         check_values(self, "model")
@@ -40,6 +42,8 @@ def test_each_field_becomes_the_rule_its_type_and_range_say() -> None:
     assert rules["size"] == Rule("model.size", "ints", 1, length=2)
     assert rules["path"] == Rule("model.path", "str", nullable=True)
     assert rules["flag"] == Rule("model.flag", "bool")
+    assert rules["side"] == Rule("model.side", "number")
+    assert rules["pair"] == Rule("model.pair", "ints", length=2)
     assert "anything" not in rules  # a mapping: its owner checks it
     assert docs_of(Example) == {"depth": "conv blocks"}
 
@@ -69,6 +73,15 @@ def test_the_dataclass_refuses_every_bad_value_at_once() -> None:
         "model.mode=slow: must be one of fast, exact"]
     assert Example(rate="auto").rate == "auto"
     assert unknown_keys(Example, {"depth": 1, "dept": 2, "wide": 3}) == ["dept", "wide"]
+
+
+def test_options_whose_hints_cannot_be_read_are_a_clear_error() -> None:
+    @dataclass
+    class Unreadable:
+        size: Undefined = 3  # type: ignore[name-defined]  # noqa: F821
+
+    with pytest.raises(ConfigError, match=r"Unreadable: their type hints cannot be read"):
+        rules_of(Unreadable, "data")
 
 
 def test_every_built_in_plugin_declares_its_options() -> None:

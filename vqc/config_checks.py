@@ -28,9 +28,9 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.config_values import rule_problems, value_of
-from vqc.drift.config import DECISION_KEYS, DriftDecision
+from vqc.drift.config import DECISION_KEYS, DetectorEntry, DriftDecision
 from vqc.errors import ConfigError
-from vqc.models.options import ModelOptions
+from vqc.models.options import CnnOptions
 from vqc.options import Rule, rules_of
 
 Check = Callable[[DictConfig], Iterable[str]]
@@ -45,7 +45,8 @@ def check(function: Check) -> Check:
 
 
 def validate(cfg: DictConfig, checks: Sequence[Check] | None = None) -> None:
-    """Raise :class:`ConfigError` listing every problem (one line each) of ``cfg``."""
+    """Raise :class:`ConfigError` listing the problems (one line each) of ``cfg``: every
+    problem of vqc's own keys, or, when they pass, every problem of the plugins' options."""
     problems = find_problems(cfg, checks)
     if problems:
         raise ConfigError("\n".join(problems))
@@ -85,10 +86,10 @@ def _batches(key: str) -> Rule:
     return Rule(key, "number", 0, nullable=True)
 
 
-#: The model options every family takes, also set at the top (``unfreeze=4``).
-_MODEL_KNOBS = rules_of(ModelOptions, "")
+#: Model options also set at the top (``unfreeze=4``, ``depth=6``), checked by their own rules.
+_MODEL_KNOBS = rules_of(CnnOptions, "")
 TOP = [
-    _count("seed"), _MODEL_KNOBS["unfreeze"], _MODEL_KNOBS["dropout"],
+    _count("seed"), _MODEL_KNOBS["unfreeze"], _MODEL_KNOBS["dropout"], _MODEL_KNOBS["depth"],
     Rule("lr", "number", 0, open_low=True), Rule("ensemble", "int", 1),
     Rule("ckpt_path", "str", nullable=True), _flag("test"), _flag("fit_inspector"),
     Rule("keep_last_checkpoint", "bool", nullable=True),
@@ -156,7 +157,8 @@ def declared_keys(cfg: DictConfig) -> Iterator[str]:
 
 @check
 def drift_decision_keys(cfg: DictConfig) -> Iterator[str]:
-    """The keys of the whole drift decision (``vqc.drift.config.DriftDecision``)."""
+    """The keys of the whole drift decision (``vqc.drift.config.DriftDecision``) and of each
+    detector's entry (``DetectorEntry``: its ``type`` and ``role``)."""
     drift = cfg.get("drift")
     if not isinstance(drift, DictConfig):
         return
@@ -168,6 +170,12 @@ def drift_decision_keys(cfg: DictConfig) -> Iterator[str]:
         except ConfigError as err:
             problems = str(err).splitlines()
     yield from problems
+    entries = drift.get("detectors")
+    prefixes = ([f"drift.detectors.{name}" for name in entries]
+                if isinstance(entries, DictConfig) else ["drift"])
+    for prefix in prefixes:
+        for rule in rules_of(DetectorEntry, prefix).values():
+            yield from rule_problems(rule, cfg)
 
 
 _TIME = re.compile(r"^\d+:\d{1,2}:\d{1,2}:\d{1,2}$")

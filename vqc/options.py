@@ -10,8 +10,8 @@ adds what a type cannot (a range, a value allowed besides the type, a line of do
         rate: float = option(0.1, low=0, high=1, open_low=True, open_high=True)
         mode: Literal["fast", "exact"] = "fast"
 
-    def __post_init__(self) -> None:
-        check_values(self, "model")          # model.depth=9: must be an integer >= 1 and <= 8
+        def __post_init__(self) -> None:
+            check_values(self, "model")      # model.depth=9: must be an integer >= 1 and <= 8
 
 :func:`rules_of` turns the same fields into the :class:`Rule` s that ``vqc.config_checks``
 checks the composed config with, so the range written here is the only one. This module
@@ -167,23 +167,28 @@ def _strip_none(hint: Any) -> tuple[Any, bool, tuple[Any, ...]]:
     also = tuple(v for lit in literals for v in typing.get_args(lit))
     if not others:  # only literals (and None): a choice
         return Literal[also], nullable, ()  # type: ignore[valid-type]
+    if set(others) == {int, float}:
+        return float, nullable, also
     return (others[0] if len(others) == 1 else None), nullable, also
 
 
-def _kind(hint: Any) -> tuple[str, tuple[Any, ...]] | None:
-    """The :class:`Rule` kind (and choices) of a type hint; ``None``: not one rules check."""
+def _kind(hint: Any) -> tuple[str, tuple[Any, ...], int | None] | None:
+    """The :class:`Rule` kind, choices and list length of a type hint; ``None``: a type the
+    rules do not check (a mapping, a list of floats...)."""
     origin = typing.get_origin(hint)
     if origin is Literal:
-        return "choice", typing.get_args(hint)
+        return "choice", typing.get_args(hint), None
     if origin in (tuple, list, abc.Sequence):
-        items = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        args = typing.get_args(hint)
+        items = [a for a in args if a is not Ellipsis]
+        fixed = len(args) if origin is tuple and Ellipsis not in args else None
         if items and all(a is str for a in items):
-            return "strs", ()
+            return "strs", (), fixed
         if items and all(a is int for a in items):
-            return "ints", ()
+            return "ints", (), fixed
         return None
     simple = {bool: "bool", int: "int", float: "number", str: "str"}
-    return (simple[hint], ()) if hint in simple else None
+    return (simple[hint], (), None) if hint in simple else None
 
 
 def rule_of(field: dataclasses.Field, hint: Any, key: str) -> Rule | None:
@@ -194,13 +199,18 @@ def rule_of(field: dataclasses.Field, hint: Any, key: str) -> Rule | None:
         return None
     bounds: Bounds = field.metadata.get(META, Bounds())
     return Rule(key, kind[0], bounds.low, bounds.high, bounds.open_low, bounds.open_high,
-                nullable, kind[1], bounds.length, (*also, *bounds.also))
+                nullable, kind[1], bounds.length or kind[2], (*also, *bounds.also))
 
 
 def rules_of(options: type, prefix: str) -> dict[str, Rule]:
     """``{field name: rule}`` of an options dataclass, the rules' keys under ``prefix``
     (``model`` -> ``model.depth``)."""
-    hints = typing.get_type_hints(options)
+    try:
+        hints = typing.get_type_hints(options)
+    except Exception as err:  # a name imported only for type checkers
+        raise ConfigError(f"the options of {options.__module__}.{options.__qualname__}: their "
+                          f"type hints cannot be read ({err}); import what they name at run "
+                          "time") from err
     rules = {}
     for field in dataclasses.fields(options):
         if not field.init:

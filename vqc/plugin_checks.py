@@ -11,31 +11,38 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from dataclasses import is_dataclass, replace
+from dataclasses import is_dataclass
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
 from vqc.config_values import rule_problems
-from vqc.drift.config import DECISION_KEYS
+from vqc.drift.config import DECISION_KEYS, ENTRY_KEYS, detector_entries
 from vqc.errors import ConfigError
 from vqc.options import field_names, rules_of
 
-_REFERENCE = re.compile(r"^\$\{([\w.]+)\}$")
+#: An absolute reference to another key, as a top-level knob is given: ``${depth}``.
+_REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
 
 
 def _set_as(cfg: DictConfig, key: str) -> str:
-    """The key the user sets for ``key``: ``depth`` when ``model.depth`` is ``${depth}``."""
+    """The key the user sets for ``key``: ``depth`` when ``model.depth`` is ``${depth}`` (a
+    reference to a key of the same name, as a top-level knob is written), else ``key``."""
     parent_key, _, leaf = key.rpartition(".")
     parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
     node = parent._get_node(leaf) if isinstance(parent, DictConfig) and leaf in parent else None
     match = _REFERENCE.match(str(node._value())) if node is not None else None
-    return match.group(1) if match else key
+    if match and match.group(1).rpartition(".")[2] == leaf:
+        return match.group(1)
+    return key
 
 
 def _option_problems(cfg: DictConfig, options: type, prefix: str) -> Iterator[str]:
     for rule in rules_of(options, prefix).values():
-        yield from rule_problems(replace(rule, key=_set_as(cfg, rule.key)), cfg)
+        shown = _set_as(cfg, rule.key)
+        for problem in rule_problems(rule, cfg):
+            yield shown + problem.removeprefix(rule.key) if problem.startswith(
+                f"{rule.key}=") else problem
 
 
 def _keys(node: Any) -> list[str]:
@@ -58,40 +65,41 @@ def _model_options(cfg: DictConfig) -> Iterator[str]:
     yield from _option_problems(cfg, family.options_type, "model")
 
 
-def _detectors(drift: DictConfig) -> dict[str, str]:
-    """``{config prefix: detector type}`` of the drift group's one or several detectors."""
-    from vqc.drift.config import DEFAULT_TYPE
+def _detector_options(prefix: str, kind: str) -> type:
+    from vqc.drift.registry import DETECTORS
 
-    entries = drift.get("detectors")
-    if isinstance(entries, DictConfig):
-        return {f"drift.detectors.{name}": str((entry or {}).get("type") or name)
-                for name, entry in entries.items()}
-    return {"drift": str(drift.get("type") or DEFAULT_TYPE)}
+    if kind not in DETECTORS:
+        DETECTORS.discover()
+    if kind not in DETECTORS:
+        raise ConfigError(f"{prefix}.type={kind}: unknown drift detector type; known: "
+                          f"{', '.join(DETECTORS.names())}")
+    return DETECTORS.get(kind).config_type
 
 
 def _drift_options(cfg: DictConfig) -> Iterator[str]:
-    from vqc.drift.registry import detector_class
-
     drift = cfg.get("drift")
     if not isinstance(drift, DictConfig) or not drift.get("enabled", True):
         return
-    types = _detectors(drift)
-    kinds = {prefix: detector_class(kind).config_type for prefix, kind in types.items()}
-    for prefix, options in kinds.items():
+    kinds = {prefix: (kind, _detector_options(prefix, kind))
+             for prefix, (kind, _) in detector_entries(drift).items()}
+    for prefix, (kind, options) in kinds.items():
         yield from _option_problems(cfg, options, prefix)
-    if "drift" in kinds:  # one detector: its options beside the decision's keys
-        unknown = sorted(set(_keys(drift)) - {*DECISION_KEYS, "type", "role",
-                                              *field_names(kinds["drift"])})
+        entry = drift if prefix == "drift" else OmegaConf.select(cfg, prefix)
+        beside = {*DECISION_KEYS} if prefix == "drift" else set()
+        unknown = sorted(set(_keys(entry)) - {*ENTRY_KEYS, *beside, *field_names(options)})
         if unknown:
-            yield (f"drift.{unknown[0]}: not an option of the {types['drift']} drift "
-                   f"detector; it takes {', '.join(field_names(kinds['drift']))}")
+            yield (f"{prefix}.{unknown[0]}: not an option of the {kind} drift detector; it "
+                   f"takes {', '.join(field_names(options))}")
+    if "drift" in kinds:
         return
-    shared = set(_keys(drift)) - {*DECISION_KEYS, "detectors"}
-    for key in sorted(shared):  # defaults for every detector that has the option
-        owner = next((o for o in kinds.values() if key in field_names(o)), None)
-        if owner is not None:
-            rule = rules_of(owner, "drift").get(key)
-            yield from rule_problems(rule, cfg) if rule else ()
+    for key in sorted(set(_keys(drift)) - {*DECISION_KEYS, "detectors"}):
+        owners = [options for _, options in kinds.values() if key in field_names(options)]
+        if not owners:  # a default for every detector that has the option
+            yield (f"drift.{key}: beside detectors, an option of none of them "
+                   f"({', '.join(sorted({kind for kind, _ in kinds.values()}))})")
+        for options in owners:
+            rule = rules_of(options, "drift").get(key)
+            yield from rule_problems(rule, cfg) if rule is not None else ()
 
 
 def _layout_options(cfg: DictConfig) -> Iterator[str]:
@@ -109,7 +117,7 @@ def plugin_option_problems(cfg: DictConfig) -> Iterator[str]:
     """Every problem of the options of ``cfg``'s model, drift detectors and data layout."""
     for options in (_model_options, _drift_options, _layout_options):
         try:
-            yield from options(cfg)
+            yield from dict.fromkeys(options(cfg))  # a shared key: once, not per detector
         except ConfigError as err:  # an unknown plugin name: the registry lists the known
             yield str(err).splitlines()[0]
 

@@ -189,3 +189,33 @@ def test_max_time_is_a_plain_override():
 
 def test_fast_overrides_still_pass(tmp_path):
     validate(compose_train("train", fast_overrides(tmp_path, tmp_path)))
+
+
+@pytest.mark.parametrize(("overrides", "lines"), [
+    (["depth=abc"], ["depth=abc: must be an integer >= 1 and <= 8"]),
+    (["model=cnn", "depth=9"], ["depth=9: must be an integer >= 1 and <= 8"]),
+    (["model=cnn", "model.width=${.depth}", "depth=0"],
+     ["depth=0: must be an integer >= 1 and <= 8"]),
+    (["drift=padim", "+drift.role=foo"],
+     ["drift.role=foo: must be one of drift, defect (or null)"]),
+    (["drift=pooled_gate", "+drift.detectors.p.type=padim", "+drift.eps=0"],
+     ["drift.eps=0: must be a number > 0"]),  # the shared value, by every detector taking it
+    (["drift=stats_gate", "+drift.sigma=-1"],
+     ["drift.sigma: beside detectors, an option of none of them (pooled)"]),
+    (["drift=padim_pooled", "+drift.detectors.padim.foo=1"],
+     ["drift.detectors.padim.foo: not an option of the padim drift detector; it takes layers, "
+      "n_features, seed, sampler, fit_on, good_code, eps, sigma, upsample, pool"]),
+    (["drift=padim_pooled", "drift.detectors.padim.type=nope"],
+     ["drift.detectors.padim.type=nope: unknown drift detector type; known: image_quality, "
+      "padim, pooled"]),
+    (["model=efficientnet_lite0", "+model.depth=3"],
+     ["model.depth: not a setting of efficientnet_lite models; they take pretrained, weights, "
+      "unfreeze, dropout"]),
+    (["drift.cross_fit=null"], []),  # read as 0
+], ids=["depth", "depth_of_cnn", "relative_reference", "role", "shared_key", "shared_of_none",
+        "unknown_option", "unknown_type", "unknown_model_key", "cross_fit_null"])
+def test_plugin_options_are_checked_by_their_declared_rules(overrides, lines) -> None:
+    from vqc.config_checks import find_problems
+
+    cfg = compose_train("train", ["data=csv", "data.root=/tmp", *overrides])
+    assert find_problems(cfg, build_models=False) == lines

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, MutableMapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, is_dataclass
 from typing import Any, Protocol, TypeVar
 
 import pandas as pd
@@ -30,6 +30,7 @@ from vqc.data.folders import read_class_folders
 from vqc.data.sources import read_challenge, read_generic_csv
 from vqc.errors import ConfigError, DataError
 from vqc.io import read_csv
+from vqc.options import check_values
 from vqc.registry import Registry
 
 #: The value of a mask setting a run resolves from the data (``find_masks``).
@@ -108,7 +109,8 @@ def layout_keys(layout: str) -> list[str]:
 
 
 def build_source(layout: str, keys: Mapping[str, Any]) -> DataSource:
-    """The ``DataSource`` of ``layout`` from its keys; unknown keys are refused by name."""
+    """The ``DataSource`` of ``layout`` from its keys; unknown keys are refused by name, and a
+    dataclass layout's fields by the rules their types and ranges give (``vqc.options``)."""
     builder = layout_builder(layout)
     known = layout_keys(layout)
     unknown = sorted(set(keys) - set(known))
@@ -116,9 +118,12 @@ def build_source(layout: str, keys: Mapping[str, Any]) -> DataSource:
         raise ConfigError(f"data: unknown key(s) {unknown} for layout {layout!r}; its keys: "
                           f"{sorted(known)}")
     try:
-        return builder(**keys)
+        source = builder(**keys)
     except TypeError as err:
         raise ConfigError(f"data (layout {layout!r}): {err}") from err
+    if is_dataclass(source):
+        check_values(source, "data")
+    return source
 
 
 def _required(value: str | None, name: str) -> str:

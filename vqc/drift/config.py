@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from vqc.errors import ConfigError
-from vqc.options import check_values, field_names, option
+from vqc.options import check_values, field_names, option, rules_of
 
 DEFAULT_TYPE = "padim"
-ROLES = ("drift", "defect")
 #: Default share of validation GOOD images a defect gate may flag.
 DEFAULT_GATE_RATE = 0.01
 #: Default share of known images the drift threshold may call drift.
@@ -40,8 +39,8 @@ class DriftDecision:
     per_lib_thresholds: bool = option(False, doc="one threshold per lib")
     gate_rate: float = option(DEFAULT_GATE_RATE, low=0, high=1, open_low=True, open_high=True,
                               doc="share of validation GOOD images a defect gate may flag")
-    cross_fit: int = option(0, low=0, doc="0: calibrate on validation; K >= 2: on the "
-                                          "out-of-fold scores of K fits")
+    cross_fit: int | None = option(0, low=0, doc="0 or null: calibrate on validation; K >= 2: "
+                                                 "on the out-of-fold scores of K fits")
 
     def __post_init__(self) -> None:
         check_values(self, "drift")
@@ -52,6 +51,31 @@ class DriftDecision:
 
 #: Keys of the whole decision, not of a detector.
 DECISION_KEYS = field_names(DriftDecision)
+
+
+@dataclass(frozen=True)
+class DetectorEntry:
+    """What the drift group says of a detector besides its options."""
+
+    type: str | None = option(None, doc="the detector's registered name; null: the entry's "
+                                        "name (or padim, alone)")
+    role: Literal["drift", "defect"] | None = option(
+        None, doc="drift (null too): its score calls an image drift; defect: a gate that "
+                  "rules out GOOD")
+
+
+#: Keys of a detector's entry, not of its options.
+ENTRY_KEYS = field_names(DetectorEntry)
+
+
+def detector_entries(drift: Mapping[str, Any]) -> dict[str, tuple[str, Mapping[str, Any]]]:
+    """``{config key of the entry: (detector type, its mapping)}`` of the drift group's one
+    detector (``drift``) or several (``drift.detectors.<name>``)."""
+    entries = drift.get("detectors")
+    if isinstance(entries, Mapping):
+        return {f"drift.detectors.{name}": (str((entry or {}).get("type") or name), entry or {})
+                for name, entry in entries.items()}
+    return {"drift": (str(drift.get("type") or DEFAULT_TYPE), drift)}
 
 
 @dataclass(frozen=True)
@@ -69,11 +93,12 @@ class DriftSettings:
     cross_fit: int = 0
 
 
-def _role(name: str, options: dict[str, Any]) -> str:
-    role = str(options.pop("role", None) or "drift")
-    if role not in ROLES:
-        raise ConfigError(f"drift.detectors.{name}.role={role!r}: expected one of {list(ROLES)}")
-    return role
+def _role(key: str, options: dict[str, Any]) -> str:
+    role = options.pop("role", None)
+    problem = rules_of(DetectorEntry, key)["role"].problem(role)
+    if problem:
+        raise ConfigError(problem)
+    return str(role or "drift")
 
 
 def _entry(name: str, options: Mapping[str, Any], good_code: int | None
@@ -131,7 +156,8 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     ``good_code`` unless they set one)."""
     cfg = dict(cfg)
     decision = {k: cfg.pop(k) for k in DECISION_KEYS if k in cfg}
-    if "detectors" in cfg:
+    several = "detectors" in cfg
+    if several:
         entries = cfg.pop("detectors") or {}
         if not isinstance(entries, Mapping) or not entries:
             raise ConfigError("drift.detectors must name at least one detector, e.g. "
@@ -150,8 +176,9 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
     settings = DriftDecision(**decision)
     # "auto" is chosen when a run starts (vqc.training.recipe); parsed before that, the largest
     rate = float(DEFAULT_TARGET_RATE if settings.target_rate == "auto" else settings.target_rate)
-    cross_fit = settings.cross_fit
-    roles = {name: _role(name, options) for name, (_, options) in detectors.items()}
+    cross_fit = settings.cross_fit or 0
+    roles = {name: _role(f"drift.detectors.{name}" if several else "drift", options)
+             for name, (_, options) in detectors.items()}
     if cross_fit:
         _check_cross_fit(cross_fit, detectors, roles)
     if all(role == "defect" for role in roles.values()):

@@ -51,7 +51,7 @@ class PadimConfig:
         doc="feature maps of the classifier, concatenated; null in a config: the model's own, "
             "named when the run starts (vqc.training.drift_layers)")
     n_features: int = option(100, low=1, doc="channels kept, drawn at random")
-    seed: int = option(1024, low=0, doc="of the channels drawn")
+    seed: int = option(1024, doc="of the channels drawn")
     sampler: Sampler = "torch"
     fit_on: FitOn = "all"
     good_code: int = option(0, low=0)

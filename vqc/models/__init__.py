@@ -25,7 +25,7 @@ _EXPORTS = {
     "create_resnet": "backbones",
     "Backbone": "base",
     "Classifier": "classifier",
-    "MAX_DEPTH": "cnn",
+    "MAX_DEPTH": "options",
     "BasicCNN": "cnn",
     "ConvNet": "cnn",
     "EfficientNetBackbone": "efficientnet",

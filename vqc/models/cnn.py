@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -20,13 +19,10 @@ from torch import nn
 from vqc.errors import ConfigError
 from vqc.models.base import Backbone
 from vqc.models.classifier import Classifier
-from vqc.models.options import ModelOptions
+from vqc.models.options import MAX_DEPTH, MIN_DEPTH, BasicCnnOptions, CnnOptions
 from vqc.models.registry import none_if_blank, register_family
 from vqc.models.weights import load_weights
-from vqc.options import option
 
-MIN_DEPTH = 1
-MAX_DEPTH = 8
 #: A side is max-pooled by 2 only while it has at least this many pixels.
 MIN_POOL_SIDE = 4
 
@@ -144,21 +140,6 @@ def _from_scratch(backbone: ConvNet, name: str, num_classes: int, dropout: float
         model.load_report = load_weights(model, weights)
     model.unfreeze(unfreeze)
     return model
-
-
-@dataclass(frozen=True)
-class BasicCnnOptions(ModelOptions):
-    """``conf/model/basic_cnn.yaml``."""
-
-    width: int = option(32, low=1, doc="channels of the first conv block")
-
-
-@dataclass(frozen=True)
-class CnnOptions(BasicCnnOptions):
-    """``conf/model/cnn.yaml``: a CNN of configurable depth."""
-
-    depth: int = option(5, low=MIN_DEPTH, high=MAX_DEPTH, doc="conv blocks, widths doubling "
-                                                              "from width")
 
 
 @register_family("cnn", ("cnn",), options=CnnOptions)

@@ -1,6 +1,7 @@
-"""The options every model family takes (a family adds its own in a subclass beside its
-builder, e.g. ``CnnOptions`` in ``vqc.models.cnn``). Torch-free: the command line checks these
-ranges before torch is imported."""
+"""The options every model family takes, and those of the CNNs, whose ``depth`` is a top-level
+knob. Torch-free: the command line checks these ranges before torch is imported. Another
+family declares its own subclass of :class:`ModelOptions` beside its builder
+(``ResNetOptions`` in ``vqc.models.backbones``)."""
 
 from __future__ import annotations
 
@@ -34,4 +35,25 @@ class PretrainedOptions(ModelOptions):
                                         "the hub)")
 
 
-__all__ = ["ModelOptions", "PretrainedOptions"]
+MIN_DEPTH = 1
+MAX_DEPTH = 8
+
+
+@dataclass(frozen=True)
+class BasicCnnOptions(ModelOptions):
+    """``conf/model/basic_cnn.yaml`` (``vqc.models.cnn``)."""
+
+    width: int = option(32, low=1, doc="channels of the first conv block")
+
+
+@dataclass(frozen=True)
+class CnnOptions(BasicCnnOptions):
+    """``conf/model/cnn.yaml`` (``vqc.models.cnn``): a CNN of configurable depth; its ``depth``
+    is also the top-level knob ``depth``."""
+
+    depth: int = option(5, low=MIN_DEPTH, high=MAX_DEPTH, doc="conv blocks, widths doubling "
+                                                              "from width")
+
+
+__all__ = ["MAX_DEPTH", "MIN_DEPTH", "BasicCnnOptions", "CnnOptions", "ModelOptions",
+           "PretrainedOptions"]
