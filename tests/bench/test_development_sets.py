@@ -66,3 +66,14 @@ def test_new_seeds_join_the_stored_ones_of_the_same_recipe():
     other = merged_runs(stored, [{"seed": 2, "tag": "new 2"}], ["data=folders"])
     assert [r["seed"] for r in other] == [2]  # another recipe's runs are not kept
     assert [r["seed"] for r in merged_runs(None, [{"seed": 5}], [])] == [5]
+    changed = merged_runs(stored, [{"seed": 2, "tag": "new 2"}], ["data=csv"], recipe="abc")
+    assert [r["seed"] for r in changed] == [2]  # the same overrides, other defaults
+
+
+def test_the_recipe_digest_follows_the_composed_config_not_the_seed():
+    from bench.development_sets import recipe_digest
+
+    base = ["data=csv", "data.root=/tmp/set"]
+    assert recipe_digest(base) == recipe_digest([*base, "seed=3"])
+    assert recipe_digest(base) != recipe_digest([*base, "data.balanced=false"])
+    assert recipe_digest(base) != recipe_digest([*base, "model=efficientnet_lite0"])

@@ -90,7 +90,12 @@ def test_epochs_and_class_shares_are_chosen_and_recorded(tmp_path):
     values = {c.key: c.value for c in chosen}
     assert values["trainer.max_epochs"] == 18  # 800 images: 25 batches, 450 / 25
     assert cfg.trainer.max_epochs == values["trainer.max_epochs"]
-    assert values["class_shares"] == {"good": 0.5, "dent": 0.5}
+    # data.balanced=sqrt: sqrt(600) = 24.49 and sqrt(200) = 14.14, of 38.64 together
+    assert values["class_shares"] == {"good": 0.634, "dent": 0.366}
+    cfg.data.balanced = True
+    chosen = resolve_training_choices(cfg, _datamodule({"good": (600, 150), "dent": (200, 50),
+                                                        "drift": (0, 0)}))
+    assert {c.key: c.value for c in chosen}["class_shares"] == {"good": 0.5, "dent": 0.5}
 
 
 def test_the_default_recipe_trains_and_says_what_it_chose(tmp_path):
