@@ -27,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from omegaconf import OmegaConf
+
 from bench.common import RESULTS, ROOT, Result, arguments, log, machine_tag
 from bench.real_data import DEFAULT_DATA, Goal, figures_of, headline
 from vqc.config import compose
@@ -159,16 +161,10 @@ NOT_RECIPE = ("paths", "hydra", "seed", "logger", "callbacks")
 def recipe_digest(overrides: Sequence[str]) -> str:
     """A digest of the config ``overrides`` compose (without seeds, paths and loggers): two
     results of one set share it only if every default they trained with was the same."""
-    cfg = compose("train", [o for o in overrides if not o.startswith("seed=")])
-    tree = {k: v for k, v in cfg.items() if k not in NOT_RECIPE}
-    text = json.dumps({k: _plain(v) for k, v in tree.items()}, sort_keys=True, default=str)
+    tree = OmegaConf.to_container(compose("train", overrides), resolve=False)
+    recipe = {k: v for k, v in tree.items() if k not in NOT_RECIPE}
+    text = json.dumps(recipe, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _plain(node: Any) -> Any:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
 
 
 def run_set(dev: DevSet, seeds: Sequence[int], quick: bool, device: str,

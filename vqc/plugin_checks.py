@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from vqc.config_values import rule_problems
 from vqc.drift.config import DECISION_KEYS, ENTRY_KEYS, detector_entries
 from vqc.errors import ConfigError
-from vqc.options import field_names, rules_of
+from vqc.options import field_names, rules_of, unknown_keys
 
 #: An absolute reference to another key, as a top-level knob is given: ``${depth}``.
 _REFERENCE = re.compile(r"^\$\{([A-Za-z_][\w.]*)\}$")
@@ -58,7 +58,7 @@ def _model_options(cfg: DictConfig) -> Iterator[str]:
     family = family_of(model.name)
     if family.options_type is None:
         return  # a family that declares no options: its builder checks them
-    unknown = sorted(set(_keys(model)) - {"name", *family.options})
+    unknown = unknown_keys(family.options_type, set(_keys(model)) - {"name"})
     if unknown:
         yield (f"model.{unknown[0]}: not a setting of {family.name} models; they take "
                f"{', '.join(family.options)}")
@@ -68,12 +68,7 @@ def _model_options(cfg: DictConfig) -> Iterator[str]:
 def _detector_options(prefix: str, kind: str) -> type:
     from vqc.drift.registry import DETECTORS
 
-    if kind not in DETECTORS:
-        DETECTORS.discover()
-    if kind not in DETECTORS:
-        raise ConfigError(f"{prefix}.type={kind}: unknown drift detector type; known: "
-                          f"{', '.join(DETECTORS.names())}")
-    return DETECTORS.get(kind).config_type
+    return DETECTORS.get(kind, setting=f"{prefix}.type").config_type
 
 
 def _drift_options(cfg: DictConfig) -> Iterator[str]:
@@ -86,7 +81,7 @@ def _drift_options(cfg: DictConfig) -> Iterator[str]:
         yield from _option_problems(cfg, options, prefix)
         entry = drift if prefix == "drift" else OmegaConf.select(cfg, prefix)
         beside = {*DECISION_KEYS} if prefix == "drift" else set()
-        unknown = sorted(set(_keys(entry)) - {*ENTRY_KEYS, *beside, *field_names(options)})
+        unknown = unknown_keys(options, set(_keys(entry)) - {*ENTRY_KEYS, *beside})
         if unknown:
             yield (f"{prefix}.{unknown[0]}: not an option of the {kind} drift detector; it "
                    f"takes {', '.join(field_names(options))}")

@@ -63,13 +63,14 @@ class Registry(Generic[T]):
         """Forget ``name`` (tests that register a plugin of their own)."""
         self._items.pop(str(name).lower(), None)
 
-    def get(self, name: object) -> T:
-        """The plugin ``name``; a :class:`ConfigError` listing the known ones if none."""
+    def get(self, name: object, setting: str | None = None) -> T:
+        """The plugin ``name``; a :class:`ConfigError` listing the known ones if none, naming
+        ``setting`` (the config key that chose it; default: the registry's)."""
         key = str(name).strip().lower()
         if key not in self._items:
             self.discover()
         if key not in self._items:
-            raise ConfigError(f"{self.setting}={name!r}: unknown {self.kind}; known: "
+            raise ConfigError(f"{setting or self.setting}={name!r}: unknown {self.kind}; known: "
                               f"{', '.join(self.names())}")
         return self._items[key]
 

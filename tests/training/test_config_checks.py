@@ -206,7 +206,7 @@ def test_fast_overrides_still_pass(tmp_path):
      ["drift.detectors.padim.foo: not an option of the padim drift detector; it takes layers, "
       "n_features, seed, sampler, fit_on, good_code, eps, sigma, upsample, pool"]),
     (["drift=padim_pooled", "drift.detectors.padim.type=nope"],
-     ["drift.detectors.padim.type=nope: unknown drift detector type; known: image_quality, "
+     ["drift.detectors.padim.type='nope': unknown drift detector type; known: image_quality, "
       "padim, pooled"]),
     (["model=efficientnet_lite0", "+model.depth=3"],
      ["model.depth: not a setting of efficientnet_lite models; they take pretrained, weights, "

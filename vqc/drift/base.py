@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +29,7 @@ from vqc.drift.threshold import (
     fit_threshold,
 )
 from vqc.errors import ConfigError, DataError
+from vqc.options import field_names, unknown_keys
 
 #: Key of the variant fitted on every selected image (PaDiM's global Gaussian), the fallback
 #: for libs a detector has no variant of.
@@ -124,10 +125,10 @@ def score_loader(batches: Iterable[Sequence[Any]],
 
 def check_options(config_type: type, options: Mapping[str, Any], where: str) -> None:
     """Raise a ``ConfigError`` naming ``where`` for keys ``config_type`` does not have."""
-    known = {f.name for f in fields(config_type)}
-    unknown = sorted(set(options) - known)
+    unknown = unknown_keys(config_type, options)
     if unknown:
-        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: {sorted(known)}")
+        raise ConfigError(f"{where}: unknown key(s) {unknown}; known: "
+                          f"{sorted(field_names(config_type))}")
 
 
 class ResizableBuffers(nn.Module):

@@ -113,8 +113,6 @@ def _entry(name: str, options: Mapping[str, Any], good_code: int | None
 def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, Any]]]) -> None:
     """Options beside ``detectors`` are defaults for every detector that has them (an
     experiment's ``drift.layers`` reaches PaDiM in a combined config too)."""
-    from dataclasses import fields
-
     from vqc.drift.registry import detector_class
 
     if shared.get("layer") is not None:
@@ -123,7 +121,7 @@ def _share(shared: Mapping[str, Any], detectors: dict[str, tuple[str, dict[str, 
                           f"drift.detectors.<name>.layer, one of {sorted(detectors)}")
     used: set[str] = set()
     for kind, options in detectors.values():
-        known = {f.name for f in fields(detector_class(kind).config_type)}
+        known = field_names(detector_class(kind).config_type)
         for key, value in shared.items():
             if key in known:
                 if options.get(key) is None:  # a detector's own null is "not set"
