@@ -217,10 +217,14 @@ def merged_runs(previous: dict[str, Any] | None, runs: list[dict[str, Any]],
     return [*runs, *(r for r in figures.get("per_seed", []) if r.get("seed") not in new)]
 
 
-def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> Result:
+def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> Result | None:
     """Refit drift and rescore stored runs of ``dev`` with ``eval.py`` (their best checkpoints,
     their own overrides, today's drift settings): a drift-only change needs no retraining,
-    since training does not read drift. Minutes and epochs stay those of the training runs."""
+    since training does not read drift. Minutes and epochs stay those of the training runs.
+    The result is today's recipe (its digest), so it joins later seeds trained with it."""
+    overrides = dev.prepare()
+    if overrides is None:
+        return None
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     runs = []
     for run_dir in run_dirs:
@@ -238,10 +242,14 @@ def rescore(dev: DevSet, run_dirs: Sequence[Path], results: Path = RESULTS) -> R
                        choices=trained.get("choices"), warnings=summary.get("warnings"),
                        rescored=str(out.relative_to(ROOT)))
         runs.append(figures)
-    result = Result(f"{PREFIX}_{dev.name}", {
-        "set": dev.name, "overrides": ["experiment=magnetic_tile"] if dev.name == "magnetic_tile"
-        else [], "rescored": True, "seeds": [r["seed"] for r in runs],
-        "per_seed": worst_first(runs)}, False)
+    section = f"{PREFIX}_{dev.name}"
+    stored = results / machine_tag("cpu") / f"{section}.json"
+    previous = json.loads(stored.read_text()) if stored.is_file() else None
+    recipe = recipe_digest(overrides)
+    runs = merged_runs(previous, runs, overrides, recipe)
+    result = Result(section, {
+        "set": dev.name, "overrides": overrides, "recipe": recipe,
+        "seeds": sorted(r["seed"] for r in runs), "per_seed": worst_first(runs)}, False)
     log(f"wrote {result.save(results)}")
     return result
 

@@ -77,3 +77,42 @@ def test_the_recipe_digest_follows_the_composed_config_not_the_seed():
     assert recipe_digest(base) == recipe_digest([*base, "seed=3"])
     assert recipe_digest(base) != recipe_digest([*base, "data.balanced=false"])
     assert recipe_digest(base) != recipe_digest([*base, "model=efficientnet_lite0"])
+
+
+def test_a_rescored_run_is_stored_under_the_sets_own_command_and_todays_recipe(
+        tmp_path, monkeypatch):
+    """``--rescore`` refits drift on a stored run with eval.py: the result names the set's own
+    overrides (not another set's) and today's recipe digest, so later seeds join it."""
+    import json
+    from pathlib import Path
+
+    import bench.development_sets as dev
+
+    root = tmp_path / "repo"
+    trained = root / "outputs" / "bench" / "run_seed4"
+    trained.mkdir(parents=True)
+    monkeypatch.setattr(dev, "ROOT", root)
+    summaries = {trained: {"best_checkpoint": "ckpt", "epochs": 9, "choices": []}}
+    calls = []
+
+    def fake_eval(command, cwd, check):
+        calls.append(command)
+        out = next(c.split("=", 1)[1] for c in command if c.startswith("hydra.run.dir="))
+        summaries[Path(out)] = {"warnings": ["w"]}
+
+    monkeypatch.setattr(dev.subprocess, "run", fake_eval)
+    monkeypatch.setattr(dev.RunSummary, "read", staticmethod(lambda d: summaries[d]))
+    monkeypatch.setattr(dev, "_stored_runs", lambda d: [{"seed": 4, "seconds": 600.0}])
+    monkeypatch.setattr(dev, "figures_of", lambda s, seconds, seed: {
+        "seed": seed, "seconds": seconds, "inspection": {"cost_ratio": 0.1}})
+    monkeypatch.setattr(dev, "recipe_digest", lambda overrides: "today")
+    demo = dev.DevSet("demo", "the demo", lambda: ["experiment=demo"], ())
+    results = tmp_path / "results"
+    result = dev.rescore(demo, [trained], results)
+    assert calls[0][1:3] == [str(root / "eval.py"), "ckpt_path=ckpt"]
+    stored = json.loads((results / "cpu" / "default_recipe_demo.json").read_text())
+    assert stored["figures"]["overrides"] == ["experiment=demo"]
+    assert stored["figures"]["recipe"] == "today" and stored["figures"]["seeds"] == [4]
+    run = stored["figures"]["per_seed"][0]
+    assert run["epochs"] == 9 and run["warnings"] == ["w"] and run["seconds"] == 600.0
+    assert result is not None
