@@ -5,7 +5,7 @@ import torch
 
 from tests.drift.conftest import anomalous_images, normal_images
 from vqc.drift import PooledGaussian, build_ensemble, drift_settings, forward_outputs
-from vqc.drift.threshold import calibrate_threshold
+from vqc.drift.threshold import calibrate_threshold, class_rate_threshold
 from vqc.errors import ConfigError
 from vqc.inspection.cross_fit import cross_fit_drift, fold_of
 
@@ -20,7 +20,8 @@ def test_folds_are_random_balanced_and_repeatable():
     assert not torch.equal(fold, fold_of(10, 3, seed=2))
 
 
-def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn):
+@pytest.mark.parametrize("rates", [None, {0: 0.1, 1: 0.3}])
+def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn, rates):
     settings = drift_settings({"cross_fit": 3, "target_rate": 0.1, "detectors": DETECTORS},
                               good_code=0)
     g = torch.Generator().manual_seed(5)
@@ -38,7 +39,7 @@ def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn):
 
     fits = []
     cross_fit_drift(ensemble, settings, cnn, 60, batches, good_code=0,
-                    progress=lambda: fits.append(1))
+                    progress=lambda: fits.append(1), class_rates=rates)
     assert len(fits) == 4  # 3 folds and the final fit
     assert int(ensemble.detectors["stats"].count) == 60  # refitted on all 60
     assert int(ensemble.detectors["gate"].count) == 20  # the 20 GOOD of training, as before
@@ -51,7 +52,8 @@ def test_drift_is_refitted_on_every_image_and_calibrated_out_of_fold(cnn):
         held = fold == k
         alone = PooledGaussian(layer="block1").fit([(outputs.rows(~held), codes[~held])])
         out_of_fold[held] = alone.score(outputs.rows(held))
-    expected = calibrate_threshold(out_of_fold, 0.1)
+    expected = (calibrate_threshold(out_of_fold, 0.1) if rates is None
+                else class_rate_threshold(out_of_fold, codes, rates))
     assert ensemble.threshold.threshold == pytest.approx(expected, rel=1e-5)
     far = forward_outputs(cnn, anomalous_images(4, g), ["block1"])
     assert ensemble.combination().decide(ensemble.raw_scores(far), None)[3].all()
@@ -72,7 +74,8 @@ def test_a_drift_detector_on_the_embedding_is_not_cross_fitted():
             drift_settings({"cross_fit": value, "type": "pooled"})
 
 
-def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path):
+@pytest.mark.parametrize("by_cost", [False, True])
+def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path, by_cost):
     from tests.training.conftest import fast_overrides, write_tiny_csv_set
     from tests.training.test_train import _cfg
     from vqc.inspection.inspector import Inspector
@@ -82,12 +85,26 @@ def test_a_run_cross_fits_its_drift_on_training_and_validation_images(tmp_path):
     overrides = [o for o in fast_overrides(data, tmp_path, "depth=2", "drift=stats_gate",
                                            "unfreeze=1",  # block1 frozen: cross-fit valid
                                            "drift.detectors.pooled.layer=block1",
-                                           "drift.cross_fit=2", "figures.enabled=false")
+                                           "drift.cross_fit=2", "figures.enabled=false",
+                                           f"drift.rate_by_cost={str(by_cost).lower()}")
                  if not o.startswith("drift.n_features")]  # PaDiM's, not in stats_gate
     summary = train(_cfg(overrides, tmp_path / "run"))
     drift = Inspector.load(summary["inspector"]).drift
     assert int(drift.detectors["pooled"].count) == 36  # every labelled image: train and val
     assert int(drift.detectors["good_gate"].count) < 12  # GOOD of the training split only
+    rates = drift.threshold.class_rates
+    if not by_cost:
+        assert rates == {}
+        return
+    # 12 GOOD images cannot bound GOOD's rate: said before training, in the run's warnings
+    assert any(w.startswith("drift.rate_by_cost: ") and "GOOD parts called drift" in w
+               for w in summary["warnings"])
+    # the official costs: GOOD at the budget, a defect (1,000 against 10,000) at ten times it
+    good = str(Inspector.load(summary["inspector"]).classes.good_code)
+    target = drift.target_rate
+    assert rates[good] == pytest.approx(target)
+    assert sorted(r for code, r in rates.items() if code != good) == \
+        pytest.approx([10 * target] * (len(rates) - 1))
 
 
 def test_cross_fitting_the_embedding_is_refused_when_the_run_starts():

@@ -7,7 +7,8 @@ Two shapes, both in ``conf/drift/``:
 - several, under ``detectors`` by name (``conf/drift/padim_pooled.yaml``;
   ``drift.detectors.padim.n_features=50`` overrides one).
 
-Keys about the whole decision, in both: ``enabled``, ``target_rate``, ``per_lib_thresholds``.
+Keys about the whole decision, in both: ``enabled``, ``target_rate``, ``per_lib_thresholds``,
+``gate_rate``, ``cross_fit``, ``rate_by_cost``.
 Other keys beside ``detectors`` are defaults for every detector that has such an option (an
 experiment setting ``drift.layers`` sets PaDiM's layers in either shape).
 """
@@ -26,6 +27,8 @@ DEFAULT_TYPE = "padim"
 DEFAULT_GATE_RATE = 0.01
 #: Default share of known images the drift threshold may call drift.
 DEFAULT_TARGET_RATE = 0.005
+#: ``rate_by_cost``: the most a class's false-drift rate may exceed ``target_rate``.
+MAX_RATE_FACTOR = 10.0
 
 
 @dataclass(frozen=True)
@@ -41,12 +44,21 @@ class DriftDecision:
                               doc="share of validation GOOD images a defect gate may flag")
     cross_fit: int | None = option(0, low=0, doc="0 or null: calibrate on validation; K >= 2: "
                                                  "on the out-of-fold scores of K fits")
+    rate_by_cost: bool = option(False, doc="each known class's false-drift rate scaled by what "
+                                           "calling it drift costs (a GOOD part: target_rate)")
 
     def __post_init__(self) -> None:
         check_values(self, "drift")
         if self.cross_fit == 1:
             raise ConfigError("drift.cross_fit=1: 0 (calibrate on validation) or a number of "
                               "folds >= 2")
+        if self.rate_by_cost and self.target_rate != "auto" \
+                and self.target_rate * MAX_RATE_FACTOR >= 1:
+            raise ConfigError(
+                f"drift.rate_by_cost=true with drift.target_rate={self.target_rate:g}: a "
+                f"defect's budget, up to {MAX_RATE_FACTOR:g} times it, would reach 1; lower "
+                f"drift.target_rate below {1 / MAX_RATE_FACTOR:g} or set "
+                "drift.rate_by_cost=false")
 
 
 #: Keys of the whole decision, not of a detector.
@@ -91,6 +103,9 @@ class DriftSettings:
     #: 0: drift detectors fitted on training images, calibrated on validation; K >= 2: fitted
     #: on both, calibrated on their out-of-fold scores (``vqc.inspection.cross_fit``).
     cross_fit: int = 0
+    #: Each known class's false-drift rate scaled by what calling it drift costs
+    #: (``vqc.inspection.drift_rates``); false: every known image alike.
+    rate_by_cost: bool = False
 
 
 def _role(key: str, options: dict[str, Any]) -> str:
@@ -183,4 +198,4 @@ def drift_settings(cfg: Mapping[str, Any], good_code: int | None = None) -> Drif
         raise ConfigError("drift: every detector has role defect; at least one must detect "
                           "drift (role: drift), or use drift=none")
     return DriftSettings(detectors, settings.enabled, rate, settings.per_lib_thresholds, roles,
-                         settings.gate_rate, cross_fit)
+                         settings.gate_rate, cross_fit, settings.rate_by_cost)

@@ -23,7 +23,13 @@ from torch import Tensor, nn
 from vqc.drift.base import GLOBAL, DriftDetector, ForwardOutputs, libs_of, score_loader
 from vqc.drift.config import DEFAULT_GATE_RATE
 from vqc.drift.registry import build_detector, detector_class
-from vqc.drift.threshold import DEFAULT_TARGET_RATE, DriftThreshold, Method, fit_threshold
+from vqc.drift.threshold import (
+    DEFAULT_TARGET_RATE,
+    DriftThreshold,
+    Method,
+    class_rate_threshold,
+    fit_threshold,
+)
 from vqc.errors import ConfigError, DataError
 
 
@@ -212,19 +218,23 @@ class DriftEnsemble(nn.Module):
     def calibrate(self, batches: Iterable[Sequence[Any]],
                   target_rate: float | None = None, per_lib: bool = False,
                   method: Method = "auto", drift_code: int | None = None,
-                  good_code: int | None = None) -> DriftThreshold:
+                  good_code: int | None = None,
+                  class_rates: Mapping[int, float] | None = None) -> DriftThreshold:
         """From validation ``(ForwardOutputs, codes[, libs])`` batches: each drift detector's
         own threshold and scale, then the combined score's threshold (images of ``drift_code``
         count as drift examples); each defect detector's threshold on the images of
-        ``good_code`` at :attr:`gate_rate`."""
+        ``good_code`` at :attr:`gate_rate`. ``class_rates``: each known class's own
+        false-drift rate for the global threshold (:func:`class_rate_threshold`) instead of
+        ``target_rate`` for all."""
         scores, all_codes, lib_list = score_loader(batches, self.raw_scores)
         return self.calibrate_scores(scores, all_codes, lib_list, target_rate, per_lib, method,
-                                     drift_code, good_code)
+                                     drift_code, good_code, class_rates)
 
     def calibrate_scores(self, scores: Tensor, all_codes: Tensor, lib_list: list[str] | None,
                          target_rate: float | None = None, per_lib: bool = False,
                          method: Method = "auto", drift_code: int | None = None,
-                         good_code: int | None = None) -> DriftThreshold:
+                         good_code: int | None = None,
+                         class_rates: Mapping[int, float] | None = None) -> DriftThreshold:
         """:meth:`calibrate` on raw scores ``(N, D)`` already computed (out of fold, say)."""
         rate = self.target_rate if target_rate is None else float(target_rate)
         self.target_rate = rate
@@ -245,10 +255,18 @@ class DriftEnsemble(nn.Module):
         drift_columns = [d for d, name in enumerate(self.names) if self.roles[name] == "drift"]
         if len(drift_columns) == 1:
             self._threshold = self.detectors[self.names[drift_columns[0]]].threshold
+            combined = scores[:, drift_columns[0]]
         else:
             combined = self.combination().combine(scores)[0]
             self._threshold = fit_threshold(combined, lib_list, is_drift, rate, per_lib, method)
         assert self._threshold is not None
+        if class_rates and self._threshold.method == "rate":
+            known = torch.ones(len(combined), dtype=torch.bool) if is_drift is None \
+                else ~is_drift.to(torch.bool)
+            self._threshold = DriftThreshold(
+                class_rate_threshold(combined[known], all_codes[known], class_rates),
+                per_lib=dict(self._threshold.per_lib), method="rate", target_rate=rate,
+                class_rates={str(code): float(r) for code, r in class_rates.items()})
         return self._threshold
 
     # -- description -------------------------------------------------------------------------

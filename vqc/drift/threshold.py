@@ -90,6 +90,30 @@ def f1_threshold(
     return float((ordered[best] + ordered[best + 1]) / 2)
 
 
+def class_rate_threshold(scores: torch.Tensor | Sequence[float],
+                         codes: torch.Tensor | Sequence[int],
+                         rates: Mapping[int, float]) -> float:
+    """The smallest threshold that bounds each class's false-drift rate at its own rate
+    (``rates[code]``): the largest of :func:`calibrate_threshold` over the classes with one
+    rate, each on its own scores. Classes sharing a rate are calibrated together."""
+    values = _as_1d(scores)
+    labels = torch.as_tensor(codes, dtype=torch.long).reshape(-1)
+    if labels.numel() != values.numel():
+        raise ConfigError(f"{values.numel()} scores but {labels.numel()} class codes")
+    missing = sorted(set(labels.tolist()) - set(rates))
+    if missing:
+        raise ConfigError(f"no false-drift rate for class code(s) {missing}")
+    limits = []
+    for rate in sorted(set(rates.values())):
+        members = [c for c, r in rates.items() if r == rate]
+        mask = torch.isin(labels, torch.tensor(members, dtype=torch.long))
+        if bool(mask.any()):
+            limits.append(calibrate_threshold(values[mask], rate))
+    if not limits:
+        raise ConfigError("cannot calibrate a drift threshold on no scores")
+    return max(limits)
+
+
 @dataclass
 class DriftThreshold:
     """A global threshold and optional per-lib ones (a lib without its own uses the global)."""
@@ -98,6 +122,8 @@ class DriftThreshold:
     per_lib: dict[str, float] = field(default_factory=dict)
     method: str = "rate"
     target_rate: float | None = DEFAULT_TARGET_RATE
+    #: With ``drift.rate_by_cost``: each known class's own rate, by class code (as text).
+    class_rates: dict[str, float] = field(default_factory=dict)
 
     def for_libs(self, libs: Sequence[str] | None, n: int) -> torch.Tensor:
         """The threshold of each of ``n`` images, ``(n,)`` float64."""
@@ -120,6 +146,7 @@ class DriftThreshold:
             "per_lib": dict(self.per_lib),
             "method": self.method,
             "target_rate": self.target_rate,
+            "class_rates": dict(self.class_rates),
         }
 
     @classmethod
@@ -129,6 +156,8 @@ class DriftThreshold:
             per_lib={str(k): float(v) for k, v in dict(data.get("per_lib", {})).items()},
             method=str(data.get("method", "rate")),
             target_rate=None if data.get("target_rate") is None else float(data["target_rate"]),
+            class_rates={str(k): float(v)
+                         for k, v in dict(data.get("class_rates") or {}).items()},
         )
 
 

@@ -20,7 +20,7 @@ frozen layer (``drift=stats_gate``) are what it is for. Defect gates are left as
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -111,11 +111,12 @@ def fold_of(count: int, folds: int, seed: int = 0) -> torch.Tensor:
 
 def cross_fit_drift(ensemble: DriftEnsemble, settings: DriftSettings, classifier: Any,
                     count: int, batches: Batches, good_code: int | None = None,
-                    seed: int = 0, progress: Callable[[], None] | None = None) -> DriftEnsemble:
+                    seed: int = 0, progress: Callable[[], None] | None = None,
+                    class_rates: Mapping[int, float] | None = None) -> DriftEnsemble:
     """Replace ``ensemble``'s drift detectors (fitted and calibrated as usual) by ones fitted
     on all ``count`` labelled images and calibrated on their out-of-fold scores; its defect
-    gates stay. ``progress`` is called after each of the ``K + 1`` fits. Returns
-    ``ensemble``."""
+    gates stay. ``progress`` is called after each of the ``K + 1`` fits; ``class_rates``: each
+    known class's false-drift rate (``vqc.inspection.drift_rates``). Returns ``ensemble``."""
     roles = settings.roles or {}
     entries = {n: e for n, e in settings.detectors.items() if roles.get(n, "drift") == "drift"}
 
@@ -143,7 +144,7 @@ def cross_fit_drift(ensemble: DriftEnsemble, settings: DriftSettings, classifier
         progress()
     threshold = final.calibrate_scores(scores, codes, libs if with_libs else None,  # type: ignore[arg-type]
                                        settings.target_rate, settings.per_lib_thresholds,
-                                       good_code=good_code)
+                                       good_code=good_code, class_rates=class_rates)
     for name in entries:
         ensemble.detectors[name] = final.detectors[name]
     ensemble.threshold = threshold

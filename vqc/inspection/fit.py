@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -14,11 +15,27 @@ from vqc.data.dataset import frame_batches
 from vqc.drift import ForwardOutputs, build_ensemble, drift_settings, forward_outputs
 from vqc.errors import ConfigError
 from vqc.inspection.cross_fit import OutputStore, cross_fit_drift
+from vqc.inspection.drift_rates import class_drift_rates, why_not_by_cost
 from vqc.inspection.inspector import Inspector, InspectorSpec
 from vqc.models import Classifier
 from vqc.progress import batch_rows, phase
 
 log = logging.getLogger(__name__)
+
+
+def by_cost_rates(spec: InspectorSpec, target_rate: float) -> dict[int, float] | None:
+    """``drift.rate_by_cost``: each known class's false-drift rate, logged; a warning (and
+    ``None``: one rate for all) where the data set or the cost matrix does not allow it."""
+    reason = why_not_by_cost(spec.cost_matrix, spec.classes)
+    if reason is not None:
+        warnings.warn(f"drift.rate_by_cost=true is not applied: {reason}; every known image "
+                      f"has the budget drift.target_rate={target_rate:g}", stacklevel=2)
+        return None
+    rates = class_drift_rates(spec.cost_matrix, spec.classes, target_rate)
+    assert rates is not None
+    log.info("drift budgets by cost: %s", ", ".join(
+        f"{spec.class_names[code]} {rate:.3g}" for code, rate in rates.items()))
+    return rates
 
 
 @torch.no_grad()
@@ -67,11 +84,12 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
         train_rows = torch.arange(len(train_frame))
         with phase("drift fit", len(train_frame)) as step:
             drift.fit(step.track(batches_of(train_rows), batch_rows))
+        rates = by_cost_rates(spec, settings.target_rate) if settings.rate_by_cost else None
         with phase("drift calibration", len(val_frame)) as step:
             threshold = drift.calibrate(
                 step.track(batches_of(torch.arange(len(train_frame), len(labelled))), batch_rows),
                 target_rate=settings.target_rate, per_lib=settings.per_lib_thresholds,
-                good_code=classes.good_code)
+                good_code=classes.good_code, class_rates=rates)
         log.info("drift threshold %.4g (%s; detectors: %s; defect gate: %s)",
                  threshold.threshold, threshold.method, ", ".join(drift.drift_names),
                  ", ".join(drift.gate_names) or "none")
@@ -79,5 +97,5 @@ def fit_inspector(classifier: Classifier, datamodule: VqcDataModule, spec: Inspe
             with phase(f"drift cross-fit ({len(labelled)} images, {settings.cross_fit} folds)",
                        settings.cross_fit + 1, unit="fits") as step:
                 cross_fit_drift(drift, settings, classifier, len(labelled), batches_of,
-                                classes.good_code, progress=step.advance)
+                                classes.good_code, progress=step.advance, class_rates=rates)
     return Inspector(classifier, spec, drift)

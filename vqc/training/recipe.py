@@ -280,6 +280,17 @@ def calibration_warnings(cfg: DictConfig, datamodule: Any) -> list[str]:
                 f"the gate flags at {settings.gate_rate:g} (at least {need} are needed): "
                 "expect more GOOD parts flagged; add GOOD images, raise data.val_fraction "
                 "or drift.gate_rate")
+    good_name = datamodule.classes.good
+    if settings.rate_by_cost and good_name in counts.index:
+        columns = ["train", "val"] if settings.cross_fit else ["val"]
+        good = int(counts.loc[good_name, columns].sum())
+        need = min_normal_count(settings.target_rate)
+        if good < need:
+            warnings.append(
+                f"drift.rate_by_cost: {good} GOOD calibration images ({where}) cannot bound "
+                f"a GOOD part's false-drift rate at {settings.target_rate:g} (at least {need} "
+                f"are needed): expect about {1 / (good + 1):.2%} of GOOD parts called drift; "
+                "add GOOD images or set drift.rate_by_cost=false")
     return warnings
 
 
