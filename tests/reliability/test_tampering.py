@@ -113,3 +113,16 @@ def test_the_inspector_file_takes_the_umask_mode(tmp_path) -> None:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o644
     assert Inspector.load(path).spec.class_names  # still reads back
+
+
+def test_a_renamed_drift_tensor_is_refused_not_left_unread(artifact, tmp_path) -> None:
+    """A drift tensor under another name would leave its detector to a default value: the
+    tensors must be exactly those the inspector's parts read."""
+    data = artifact.read_bytes()
+    name = b'"drift.padim.embedding.idx"'
+    assert data.count(name) == 1
+    path = tmp_path / "renamed.safetensors"
+    path.write_bytes(data.replace(name, b'"drift.pXdim.embedding.idx"'))
+    with pytest.raises(DataError, match=r"inspector tensors changed after it was written "
+                                        r"\(unknown: \['drift\.pXdim\.embedding\.idx'\]"):
+        Inspector.load(path)

@@ -158,6 +158,10 @@ class Inspector(InspectorBase, torch.nn.Module):
                     f"{path}: unreadable drift detectors ({type(err).__name__}: {err}); "
                     "write the artifact again with this vqc (re-run training's inspector step "
                     "on the run's checkpoint), then export it again with vqc-export") from err
+            if "detectors" in spec.drift:
+                _refuse_other_tensors(path, tensors, drift)
+        elif any(not k.startswith("classifier.") for k in tensors):
+            _refuse_other_tensors(path, tensors, None)
         try:
             return cls(classifier.to(device), spec, None if drift is None else drift.to(device))
         except (ConfigError, TypeError, ValueError) as err:
@@ -196,6 +200,19 @@ def _read_artifact(path: Path, device: str) -> tuple[InspectorSpec, dict[str, Te
         raise DataError(f"{path}: inspector format {version} is newer than this vqc reads "
                         f"({FORMAT_VERSION}); upgrade vqc")
     return spec, tensors
+
+
+def _refuse_other_tensors(path: Path, tensors: dict[str, Tensor],
+                          drift: DriftEnsemble | None) -> None:
+    """Refuse an artifact whose tensors are not exactly those its parts read: a renamed
+    tensor would otherwise be left unread (the classifier's are checked by its strict load)."""
+    written = {k for k in tensors if not k.startswith("classifier.")}
+    expected = set() if drift is None else {f"drift.{k}" for k in drift.tensors()}
+    extra, missing = sorted(written - expected), sorted(expected - written)
+    if extra or missing:
+        raise DataError(f"{path}: inspector tensors changed after it was written (unknown: "
+                        f"{extra[:3]}, missing: {missing[:3]}); copy it again, or write it "
+                        "again from its run's checkpoint")
 
 
 def _classifier(spec: InspectorSpec, tensors: dict[str, Tensor], path: Path) -> Classifier:
