@@ -206,8 +206,11 @@ def _refuse_other_tensors(path: Path, tensors: dict[str, Tensor],
                           drift: DriftEnsemble | None) -> None:
     """Refuse an artifact whose tensors are not exactly those its parts read: a renamed
     tensor would otherwise be left unread (the classifier's are checked by its strict load)."""
-    written = {k for k in tensors if not k.startswith("classifier.")}
-    expected = set() if drift is None else {f"drift.{k}" for k in drift.tensors()}
+    def plain(name: str) -> str:  # a symmetric matrix is stored whole or as its triangle
+        return name.removesuffix("_upper")
+
+    written = {plain(k) for k in tensors if not k.startswith("classifier.")}
+    expected = set() if drift is None else {plain(f"drift.{k}") for k in drift.tensors()}
     extra, missing = sorted(written - expected), sorted(expected - written)
     if extra or missing:
         raise DataError(f"{path}: inspector tensors changed after it was written (unknown: "
