@@ -26,13 +26,12 @@ log = logging.getLogger(__name__)
 def by_cost_rates(spec: InspectorSpec, target_rate: float) -> dict[int, float] | None:
     """``drift.rate_by_cost``: each known class's false-drift rate, logged; a warning (and
     ``None``: one rate for all) where the data set or the cost matrix does not allow it."""
-    reason = why_not_by_cost(spec.cost_matrix, spec.classes)
-    if reason is not None:
-        warnings.warn(f"drift.rate_by_cost=true is not applied: {reason}; every known image "
+    rates = class_drift_rates(spec.cost_matrix, spec.classes, target_rate)
+    if rates is None:
+        warnings.warn(f"drift.rate_by_cost=true is not applied: "
+                      f"{why_not_by_cost(spec.cost_matrix, spec.classes)}; every known image "
                       f"has the budget drift.target_rate={target_rate:g}", stacklevel=2)
         return None
-    rates = class_drift_rates(spec.cost_matrix, spec.classes, target_rate)
-    assert rates is not None
     log.info("drift budgets by cost: %s", ", ".join(
         f"{spec.class_names[code]} {rate:.3g}" for code, rate in rates.items()))
     return rates

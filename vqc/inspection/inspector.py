@@ -210,7 +210,9 @@ def _refuse_other_tensors(path: Path, tensors: dict[str, Tensor],
         return name.removesuffix("_upper")
 
     written = {plain(k) for k in tensors if not k.startswith("classifier.")}
-    expected = set() if drift is None else {plain(f"drift.{k}") for k in drift.tensors()}
+    expected = set() if drift is None else {  # names only: no copy of the buffers
+        plain(f"drift.{name}.{key}") for name, detector in drift.detectors.items()
+        for key in detector.state_dict()}
     extra, missing = sorted(written - expected), sorted(expected - written)
     if extra or missing:
         raise DataError(f"{path}: inspector tensors changed after it was written (unknown: "
