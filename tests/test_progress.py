@@ -68,3 +68,21 @@ def test_generating_and_caching_log_their_phases(tmp_path, caplog):
     found = _phase_lines(caplog)
     assert found["synthetic data"] == 12
     assert found["caching images"] == 3
+
+
+def test_the_demo_logs_progress_lines_when_its_output_is_a_file():
+    """``make demo`` logs at WARNING; written to a file it would show no epoch for minutes."""
+    from vqc.cli.demo import show_progress_lines
+
+    logger, root = logging.getLogger("vqc.progress"), logging.getLogger()
+    before = logger.level, root.level
+    try:
+        logger.setLevel(logging.NOTSET)
+        root.setLevel(logging.WARNING)  # as the demo sets it
+        show_progress_lines(terminal=True)
+        assert not logger.isEnabledFor(logging.INFO)  # the bars show it
+        show_progress_lines(terminal=False)
+        assert logger.isEnabledFor(logging.INFO)
+    finally:
+        logger.setLevel(before[0])
+        root.setLevel(before[1])

@@ -137,3 +137,16 @@ def test_animated_gif_is_refused_and_float_tiff_rescaling_is_logged(tmp_path, ca
     image = np.asarray(load_image(tmp_path / "depth.tif"))
     assert image.max() == 255 and image.min() == 0  # 4.0 is the maximum; negatives clipped
     assert "depth.tif: 32-bit float image divided by its own maximum" in caplog.text
+
+
+def test_a_merge_of_labels_is_logged_once_however_often_the_tables_are_read(tmp_path, caplog):
+    from vqc.data import labels
+
+    labels._WARNED.clear()
+    frame = pd.DataFrame({"label": ["good", "good", "Good", "scratch"]})
+    caplog.set_level(logging.WARNING)
+    for _ in range(3):
+        (merged,), message = labels.harmonise_labels([frame])
+        assert message and "'Good' -> 'good'" in message  # the summary gets it every time
+        assert merged["label"].tolist() == ["good", "good", "good", "scratch"]
+    assert caplog.text.count("class labels merged") == 1

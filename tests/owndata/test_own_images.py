@@ -77,6 +77,10 @@ def test_folders_without_drift_class_give_an_inspector_that_flags_drift(tmp_path
     decided = dict(zip(details["filename"], details["decision"], strict=True))
     assert {decided[f"white_{i}.png"] for i in range(3)} == {"drift"}
     assert set(decided.values()) <= {"good", "scratch", "drift"}
+    # the submission's Label is the class's place in summary.json's classes
+    assert summary["classes"] == ["good", "scratch", "drift"]
+    labels = dict(zip(*pd.read_csv(out)[["filename", "Label"]].T.to_numpy(), strict=True))
+    assert all(summary["classes"][int(labels[f])] == d for f, d in decided.items())
 
 
 def test_basic_cnn_caps_n_features_before_training(tmp_path, monkeypatch):
@@ -142,6 +146,7 @@ def test_good_and_Good_are_one_class_with_a_warning(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     summary = train(_cfg(_folders(root, tmp_path, "inspector=false"), tmp_path / "run"))
     assert summary["test"]["class_names"] == ["good", "scratch"]
+    assert summary["classes"] == ["good", "scratch"]  # no inspector: no drift answer
     merged = [w for w in summary["warnings"] if "class labels merged" in w]
     assert merged and "'Good ' -> 'good' (4 image(s))" in merged[0]
 

@@ -108,35 +108,38 @@ def _record_saves(monkeypatch) -> list[str]:
 
 
 def test_nan_loss_stops_training_naming_epoch_and_batch(data_set, tmp_path):
-    """lr=1e30: batch 0 is finite, its step sends the weights to ~1e30, batch 1's loss is NaN."""
-    with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at epoch 0, "
-                                                 r"batch 1; .*module\.nan_policy=skip"):
+    """lr=1e30: the first batch is finite, its step sends the weights to ~1e30, the second's
+    loss is NaN. Messages count epochs and batches from 1, as the progress lines do."""
+    with pytest.raises(FloatingPointError, match=r"non-finite training loss \(nan\) at epoch 1, "
+                                                 r"batch 2; .*module\.nan_policy=skip"):
         train(_cfg(data_set, tmp_path, "lr=1e30"))
     assert _best_files(tmp_path / "run") == []
 
 
 def test_an_inf_loss_stops_training_too(data_set, tmp_path, monkeypatch):
     _nan_loss_on(monkeypatch, {2}, math.inf)
-    with pytest.raises(FloatingPointError, match=r"loss \(inf\) at epoch 0, batch 1;"):
+    with pytest.raises(FloatingPointError, match=r"loss \(inf\) at epoch 1, batch 2;"):
         train(_cfg(data_set, tmp_path))
 
 
 def test_nan_in_an_accumulated_batch_stops_before_the_step(data_set, tmp_path, monkeypatch):
-    """Gradients of batches 0 and 1 are summed; batch 0's NaN is found before the step."""
+    """Gradients of the first two batches are summed; the first one's NaN is found before the
+    step."""
     _nan_loss_on(monkeypatch, {1})
-    with pytest.raises(FloatingPointError, match=r"loss \(nan\) at epoch 0, batch 0;"):
+    with pytest.raises(FloatingPointError, match=r"loss \(nan\) at epoch 1, batch 1;"):
         train(_cfg(data_set, tmp_path, "+trainer.accumulate_grad_batches=2"))
     assert _best_files(tmp_path / "run") == []
 
 
 def test_skip_policy_skips_nan_batches_and_finishes(data_set, tmp_path, monkeypatch, caplog):
-    """Training calls 2 and 5 (batch 1 of epochs 0 and 1) are NaN: skipped, named, counted."""
+    """Training calls 2 and 5 (the second batch of the first two epochs) are NaN: skipped,
+    named, counted."""
     _nan_loss_on(monkeypatch, {2, 5})
     with caplog.at_level(logging.WARNING, logger="vqc.training.module"):
         summary = train(_cfg(data_set, tmp_path, "module.nan_policy=skip"))
     skipped = [r.getMessage() for r in caplog.records if "batch skipped" in r.getMessage()]
-    assert [m.split(") at ")[1].split(":")[0] for m in skipped] == ["epoch 0, batch 1",
-                                                                     "epoch 1, batch 1"]
+    assert [m.split(") at ")[1].split(":")[0] for m in skipped] == ["epoch 1, batch 2",
+                                                                     "epoch 2, batch 2"]
     assert summary["epochs"] == 2                    # training finished
     metrics = _metrics(tmp_path / "run")
     per_epoch = metrics.dropna(subset=["train/skipped_batches"])
@@ -171,7 +174,7 @@ def test_a_skipped_batch_does_not_move_the_weights(data_set, tmp_path, monkeypat
 def test_nan_validation_stops_training_under_the_stop_policy(data_set, tmp_path, monkeypatch):
     _nan_validation_on(monkeypatch, {1})
     with pytest.raises(FloatingPointError,
-                       match=r"non-finite validation loss or output \(nan\) at epoch 1, batch 0"):
+                       match=r"non-finite validation loss or output \(nan\) at epoch 2, batch 1"):
         train(_cfg(data_set, tmp_path, "trainer.max_epochs=3"))
     assert [f for f in _best_files(tmp_path / "run") if "epoch001" in f] == []
 

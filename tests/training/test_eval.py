@@ -184,3 +184,15 @@ def test_the_best_checkpoint_is_named_by_its_own_monitor(tmp_path, capsys, monke
     assert line in printed
     assert [t for t in printed.splitlines() if t.startswith("Test: ")] == titles  # as training
     assert "Test: classifier alone (argmax)" in [t.strip() for t in titles]
+
+
+@pytest.mark.parametrize(("layout", "says"), [
+    ("folders", "add a test/ folder of class folders under data.root=/data/parts"),
+    ("csv", "give test rows the value 'test' in the CSV's split column, or set data.test_csv"),
+    ("valeo", "set the data config's test split or test_csv")])
+def test_an_evaluation_without_test_images_says_where_its_layout_takes_them(layout, says):
+    from vqc.config import compose
+    from vqc.training.evaluation import how_to_add_test
+
+    GlobalHydra.instance().clear()
+    assert how_to_add_test(compose("train", [f"data={layout}", "data.root=/data/parts"])) == says

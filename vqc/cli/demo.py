@@ -41,6 +41,15 @@ def class_count_table(counts: pd.DataFrame, title: str) -> Table:
     return table
 
 
+def show_progress_lines(terminal: bool | None = None) -> None:
+    """Output that is not a terminal (a log file) gets the progress lines ``train.py`` writes:
+    one per epoch and one per long phase. In a terminal the progress bars show it."""
+    from vqc.progress import in_terminal
+
+    if not (in_terminal() if terminal is None else terminal):
+        logging.getLogger("vqc.progress").setLevel(logging.INFO)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -49,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="generate and load the data set, print its class counts, stop")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    show_progress_lines()
     from vqc.cli.report import print_training_summary
     from vqc.cli.start import quiet_library_warnings
     from vqc.data.build import build_datamodule

@@ -50,6 +50,10 @@ def label_spellings(labels: Iterable[object], preferred: Iterable[str | None] = 
     return renames
 
 
+#: Merge warnings already logged by this process.
+_WARNED: set[str] = set()
+
+
 def harmonise_labels(frames: Sequence[pd.DataFrame | None], preferred: Iterable[str | None] = ()
                      ) -> tuple[list[pd.DataFrame | None], str | None]:
     """The frames with each label rewritten to its class's one name (see the module's doc),
@@ -66,7 +70,9 @@ def harmonise_labels(frames: Sequence[pd.DataFrame | None], preferred: Iterable[
                       f"({sum(counts[s] for s in spellings)} image(s))"
                       for name, spellings in sorted(merged.items()))
     message = f"class labels merged (case, spaces, '_' and '-' ignored): {shown}"
-    log.warning("%s", message)
+    if message not in _WARNED:  # a run reads its tables more than once
+        _WARNED.add(message)
+        log.warning("%s", message)
     out: list[pd.DataFrame | None] = []
     for frame in frames:
         if frame is not None:

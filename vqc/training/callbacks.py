@@ -70,9 +70,9 @@ class FiniteModelCheckpoint(ModelCheckpoint):
 
     def check_monitor_top_k(self, trainer: L.Trainer, current: Tensor | None = None) -> bool:
         if current is not None and not bool(torch.isfinite(torch.as_tensor(current)).all()):
+            epoch = "?" if trainer is None else trainer.current_epoch + 1
             log.warning("epoch %s: %s = %s is not finite; not a candidate for the best "
-                        "checkpoint", getattr(trainer, "current_epoch", "?"), self.monitor,
-                        float(current))
+                        "checkpoint", epoch, self.monitor, float(current))
             return False
         return super().check_monitor_top_k(trainer, current)
 

@@ -88,7 +88,7 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> RunSu
     best = check_checkpoint(ckpt, module, cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate "
-                          f"{ckpt} on (set the data config's test split or test_csv)")
+                          f"{ckpt} on ({how_to_add_test(cfg)})")
     loggers = build_loggers(cfg.get("logger"), run_name, None)
     callbacks = [c for c in configured_callbacks(
         cfg, run_dir / "figures" if cfg.figures.enabled else None)
@@ -111,6 +111,17 @@ def _evaluate_checkpoint(cfg: DictConfig, run_dir: Path, run_name: str) -> RunSu
     return summary
 
 
+def how_to_add_test(cfg: DictConfig) -> str:
+    """Where the data's layout takes its test images from, for an error without any."""
+    layout = str(cfg.data.get("layout"))
+    if layout == "folders":
+        return f"add a test/ folder of class folders under data.root={cfg.data.get('root')}"
+    if layout == "csv":
+        return (f"give test rows the value {cfg.data.get('test_split')!r} in the CSV's split "
+                "column, or set data.test_csv")
+    return "set the data config's test split or test_csv"
+
+
 def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> RunSummary:
     """The inspector's own classes and preprocessing, so that the images are prepared as those
     it was fitted on."""
@@ -129,7 +140,7 @@ def _evaluate_inspector(cfg: DictConfig, run_dir: Path) -> RunSummary:
     datamodule = prepare_data(cfg)
     if datamodule.test_frame is None or not len(datamodule.test_frame):
         raise ConfigError(f"data={cfg.data.get('layout')}: no test images to evaluate {path} "
-                          "on (set the data config's test split or test_csv)")
+                          f"on ({how_to_add_test(cfg)})")
     summary = RunSummary(run_dir=str(run_dir), kind="test", inspector=path)
     summary.update(report_inspection(cfg, inspector, datamodule, run_dir, [], []))
     return summary

@@ -184,8 +184,8 @@ class ClassifierModule(L.LightningModule):
         return loss
 
     def _non_finite_message(self, loss: Tensor, batch_idx: int) -> str:
-        return (f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch}, "
-                f"batch {batch_idx}")
+        return (f"non-finite training loss ({loss.item()}) at epoch {self.current_epoch + 1}, "
+                f"batch {batch_idx + 1}")
 
     def on_before_optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
         """Stop before a non-finite loss's gradients reach the weights (nan_policy=stop)."""
@@ -212,7 +212,7 @@ class ClassifierModule(L.LightningModule):
                                   features.detach().float().cpu()))
 
     def _non_finite_validation(self, loss: Tensor, batch_idx: int) -> None:
-        where = f"epoch {self.current_epoch}, batch {batch_idx}"
+        where = f"epoch {self.current_epoch + 1}, batch {batch_idx + 1}"
         if self.nan_policy == "stop":
             raise FloatingPointError(
                 f"non-finite validation loss or output ({loss.item()}) at {where}: the weights "
@@ -233,9 +233,11 @@ class ClassifierModule(L.LightningModule):
         if non_finite:
             scalars = {k: torch.full_like(v.float(), float("nan")) for k, v in scalars.items()}
             if not self.trainer.sanity_checking:
-                log.warning("epoch %d: non-finite validation loss or output (first at batch "
+                first = ("another rank" if self._val_non_finite is None
+                         else f"batch {self._val_non_finite + 1}")
+                log.warning("epoch %d: non-finite validation loss or output (first at "
                             "%s); its validation figures are NaN and it cannot be the best "
-                            "checkpoint", self.current_epoch, self._val_non_finite)
+                            "checkpoint", self.current_epoch + 1, first)
         pwa = scalars.pop("val/pwa").float()
         self.log_dict({k: v.float() for k, v in scalars.items()})
         self.log("val/pwa", pwa, prog_bar=True)
@@ -245,7 +247,7 @@ class ClassifierModule(L.LightningModule):
             return
         report = self.val_metrics.report()
         for warning in report.warnings:
-            log.info("epoch %d, validation: %s", self.current_epoch, warning)
+            log.info("epoch %d, validation: %s", self.current_epoch + 1, warning)
         _, target, features = (torch.cat(t) for t in zip(*self._val_outputs, strict=True))
         self.epoch_outputs["val"] = EpochOutputs(report, features, target)
         self.val_metrics.reset()

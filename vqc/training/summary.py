@@ -33,6 +33,8 @@ class RunSummary(Mapping[str, Any]):
     run_dir: str                                   # the run's folder
     kind: str = "train"                            # "train", or "test" (a model tested)
     epochs: int | None = None                      # epochs trained
+    classes: list[str] | None = None               # every class by its code (a submission's
+                                                   # Label), the open set last
     choices: list[dict[str, Any]] = field(default_factory=list)  # ``auto`` values resolved
     warnings: list[str] = field(default_factory=list)  # everything the run warned about
     best_checkpoint: str | None = None             # the weights tested and shipped

@@ -199,7 +199,8 @@ def after_fit(cfg: DictConfig, run: Run) -> RunSummary:
     checkpoint = trainer.checkpoint_callback
     best = getattr(checkpoint, "best_model_path", "") if checkpoint else ""
     summary = RunSummary(
-        run_dir=str(run.run_dir), epochs=trainer.current_epoch, choices=run.choices,
+        run_dir=str(run.run_dir), epochs=trainer.current_epoch,
+        classes=list(run.datamodule.classes.names), choices=run.choices,
         warnings=run.warnings, best_checkpoint=best or None,
         best=getattr(checkpoint, "best_record", None),
         best_monitor=getattr(checkpoint, "monitor", None),
