@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -17,6 +18,22 @@ import pytest
 from PIL import Image
 
 from vqc.data.preprocess import Preprocessor, RotateCrop
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handler_left_behind():
+    """A run made in-process (Hydra's job logging) adds handlers to the root logger that write
+    to this test's captured output, which pytest closes afterwards: a later test's log line
+    would then fail on a closed stream. Remove what a test added; pytest's own handlers come
+    and go by themselves."""
+    root = logging.getLogger()
+    before = set(root.handlers)
+    yield
+    for handler in [h for h in root.handlers if h not in before]:
+        if not type(handler).__module__.startswith("_pytest"):
+            root.removeHandler(handler)
+            handler.close()
+
 
 #: A small rotate/crop table for 40x60 images (two "dies").
 TINY_TABLE = {"DieA": RotateCrop(30, (20, 15, 36, 55)), "DieB": RotateCrop(-20, (15, 10, 31, 50))}
