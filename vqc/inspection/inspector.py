@@ -158,10 +158,8 @@ class Inspector(InspectorBase, torch.nn.Module):
                     f"{path}: unreadable drift detectors ({type(err).__name__}: {err}); "
                     "write the artifact again with this vqc (re-run training's inspector step "
                     "on the run's checkpoint), then export it again with vqc-export") from err
-            if "detectors" in spec.drift:
-                _refuse_other_tensors(path, tensors, drift)
-        elif any(not k.startswith("classifier.") for k in tensors):
-            _refuse_other_tensors(path, tensors, None)
+        if spec.drift is None or "detectors" in spec.drift:  # the first format: not checked
+            _refuse_other_tensors(path, tensors, drift)
         try:
             return cls(classifier.to(device), spec, None if drift is None else drift.to(device))
         except (ConfigError, TypeError, ValueError) as err:
